@@ -1,0 +1,20 @@
+// Where things live in an object store (docs/FORMAT.md, "Object-store layout"). Keys are
+// relative to the store's own prefix.
+
+export const layout = {
+  backupsPrefix: (target: string) => `${target}/backups/`,
+  backupPrefix: (target: string, backupId: string) => `${target}/backups/${backupId}/`,
+  manifest: (target: string, backupId: string) => `${target}/backups/${backupId}/manifest.json`,
+  archive: (target: string, backupId: string, encrypted: boolean) =>
+    `${target}/backups/${backupId}/archive.tar.gz${encrypted ? '.age' : ''}`,
+  verification: (target: string, backupId: string, at: string, level: string) =>
+    `${target}/backups/${backupId}/verifications/${at}-${level}.json`,
+  verificationsPrefix: (target: string, backupId: string) => `${target}/backups/${backupId}/verifications/`,
+} as const;
+
+/** Splits `<target>/backups/<id>/<rest>` into its parts, or null for any other key. */
+export function parseBackupKey(key: string): { target: string; backupId: string; rest: string } | null {
+  const m = /^([^/]+)\/backups\/([^/]+)\/(.+)$/.exec(key);
+  if (!m) return null;
+  return { target: m[1] as string, backupId: m[2] as string, rest: m[3] as string };
+}

@@ -1,0 +1,138 @@
+// lifeboat.yaml: the configuration every app and the CLI read. Validated at start; an error
+// names the key that is wrong.
+import { z } from 'zod';
+import { TargetName } from './backup.js';
+
+const AgeRecipient = z.string().regex(/^age1[0-9a-z]+$/, 'an age recipient starts with "age1"');
+
+export const FsStoreConfig = z
+  .object({
+    type: z.literal('fs'),
+    /** Directory of the store; relative paths are relative to the config file. */
+    path: z.string().min(1),
+  })
+  .strict();
+
+export const S3StoreConfig = z
+  .object({
+    type: z.literal('s3'),
+    /** Omit for AWS; set for MinIO, s3rver or any S3-compatible server. */
+    endpoint: z.url().optional(),
+    region: z.string().default('us-east-1'),
+    bucket: z.string().min(3),
+    prefix: z.string().default(''),
+    forcePathStyle: z.boolean().default(true),
+    /** Names of the environment variables holding the credentials (values never go in this file). */
+    accessKeyIdEnv: z.string().default('AWS_ACCESS_KEY_ID'),
+    secretAccessKeyEnv: z.string().default('AWS_SECRET_ACCESS_KEY'),
+    /** Multipart part size in MiB (5 to 512). */
+    partSizeMiB: z.number().int().min(5).max(512).default(16),
+  })
+  .strict();
+
+export const StoreConfig = z.discriminatedUnion('type', [FsStoreConfig, S3StoreConfig]);
+export type StoreConfig = z.infer<typeof StoreConfig>;
+export type S3StoreConfig = z.infer<typeof S3StoreConfig>;
+
+export const DatabaseConfig = z.discriminatedUnion('engine', [
+  z
+    .object({
+      engine: z.literal('sqlite'),
+      /** The database file, relative to the target's root. */
+      path: z.string().min(1).default('trading.db'),
+    })
+    .strict(),
+  z
+    .object({
+      engine: z.literal('postgres'),
+      /** Name of the environment variable holding the connection URL (it may carry a password). */
+      urlEnv: z.string().default('DATABASE_URL'),
+      /** A URL written here directly; only for passwordless local setups. */
+      url: z.string().optional(),
+    })
+    .strict(),
+]);
+export type DatabaseConfig = z.infer<typeof DatabaseConfig>;
+
+/** The Sofia shape from the runbook: state files, reports, config files and audit logs. */
+export const DEFAULT_FILES = {
+  state: ['kill_switch_state.json', 'shadow_orders.jsonl'],
+  reports: ['reports/**'],
+  config: ['.env', '.env.*'],
+  audit: ['logs/**/*.jsonl', 'logs/**/*.log'],
+} as const;
+
+export const TargetConfig = z
+  .object({
+    /** The trading system's working directory. */
+    root: z.string().min(1),
+    database: DatabaseConfig.nullable().default({ engine: 'sqlite', path: 'trading.db' }),
+    files: z
+      .object({
+        state: z.array(z.string()).default([...DEFAULT_FILES.state]),
+        reports: z.array(z.string()).default([...DEFAULT_FILES.reports]),
+        config: z.array(z.string()).default([...DEFAULT_FILES.config]),
+        audit: z.array(z.string()).default([...DEFAULT_FILES.audit]),
+      })
+      .strict()
+      .prefault({}),
+    /** Files only ever appended to: copied up to the byte offset recorded at the cut. */
+    appendOnly: z.array(z.string()).default(['*.jsonl', '**/*.jsonl', '**/*.log']),
+    /** Files holding secrets: stored only inside an encrypted archive. */
+    secrets: z.array(z.string()).default(['.env', '.env.*', '**/.env', '**/.env.*']),
+  })
+  .strict();
+export type TargetConfig = z.infer<typeof TargetConfig>;
+
+export const RetentionPolicy = z
+  .object({
+    keepLast: z.number().int().nonnegative().default(0),
+    keepDaily: z.number().int().nonnegative().default(30),
+    keepWeekly: z.number().int().nonnegative().default(0),
+    keepMonthly: z.number().int().nonnegative().default(0),
+    keepYearly: z.number().int().nonnegative().default(0),
+  })
+  .strict();
+export type RetentionPolicy = z.infer<typeof RetentionPolicy>;
+
+export const LifeboatConfig = z
+  .object({
+    version: z.literal(1).default(1),
+    store: StoreConfig,
+    encryption: z
+      .object({
+        /** age recipients (public keys); every archive is encrypted to all of them. */
+        recipients: z.array(AgeRecipient).min(1),
+        /** File holding an age identity (AGE-SECRET-KEY-1…), needed to verify, extract and restore. */
+        identityFile: z.string().optional(),
+      })
+      .strict()
+      .optional(),
+    targets: z
+      .record(TargetName, TargetConfig)
+      .refine((t) => Object.keys(t).length > 0, 'at least one target is needed'),
+    retention: RetentionPolicy.prefault({}),
+    backup: z
+      .object({
+        /** What a backup checks after committing: re-read the stored archive (quick), or everything (full). */
+        verifyAfter: z.enum(['none', 'quick', 'full']).default('quick'),
+        /** gzip level, 1 (fastest) to 9 (smallest). */
+        compressionLevel: z.number().int().min(1).max(9).default(6),
+        /** Incomplete uploads older than this many minutes are aborted when a backup starts. */
+        abandonedUploadMinutes: z.number().int().positive().default(60),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+export type LifeboatConfig = z.infer<typeof LifeboatConfig>;
+export type LifeboatConfigInput = z.input<typeof LifeboatConfig>;
+
+/** Formats a zod error as one line per problem, each naming the key (`targets.demo.root: …`). */
+export function describeZodError(error: z.ZodError, source?: string): string {
+  const lines = error.issues.map((issue) => {
+    const key = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
+    return `${key}: ${issue.message}`;
+  });
+  return `${source ? `${source}: ` : ''}${lines.join('; ')}`;
+}
