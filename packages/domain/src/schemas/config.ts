@@ -119,7 +119,7 @@ export const LifeboatConfig = z
         /** gzip level, 1 (fastest) to 9 (smallest). */
         compressionLevel: z.number().int().min(1).max(9).default(6),
         /** Incomplete uploads older than this many minutes are aborted when a backup starts. */
-        abandonedUploadMinutes: z.number().int().positive().default(60),
+        abandonedUploadMinutes: z.number().int().nonnegative().default(60),
       })
       .strict()
       .prefault({}),

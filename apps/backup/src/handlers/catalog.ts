@@ -1,0 +1,114 @@
+// The catalog of a target's backups, read from the object store: a backup exists when its
+// manifest does; verification records beside it say whether it was proven readable.
+import type { Runtime } from '@lifeboat/adapters';
+import { LifeboatError, layout, type Manifest, parseBackupKey, parseStoredManifest } from '@lifeboat/domain';
+
+export interface VerificationSummary {
+  level: 'quick' | 'full';
+  ok: boolean;
+  at: string;
+}
+
+export interface BackupSummary {
+  backupId: string;
+  target: string;
+  kind: Manifest['kind'];
+  createdAt: string;
+  scheduledAt?: string;
+  reason: string;
+  bytes: number;
+  sourceBytes: number;
+  entries: number;
+  encrypted: boolean;
+  database: { engine: string; tables: Record<string, number> } | null;
+  omitted: number;
+  /** The latest verification, if any. */
+  verification: VerificationSummary | null;
+}
+
+/** Verification record keys end in `<at>-<level>-<ok|failed>.json`, so a listing tells the outcome. */
+export function verificationKey(target: string, backupId: string, at: Date, level: string, ok: boolean): string {
+  const stamp = at.toISOString().replace(/[-:.]/g, '');
+  return layout.verification(target, backupId, stamp, `${level}-${ok ? 'ok' : 'failed'}`);
+}
+
+function parseVerificationName(name: string): { level: 'quick' | 'full'; ok: boolean; stamp: string } | null {
+  const m = /^(\d{8}T\d{9}Z)-(quick|full)-(ok|failed)\.json$/.exec(name);
+  if (!m) return null;
+  return { stamp: m[1] as string, level: m[2] as 'quick' | 'full', ok: m[3] === 'ok' };
+}
+
+function stampToIso(stamp: string): string {
+  return `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}.${stamp.slice(15, 18)}Z`;
+}
+
+export async function readManifest(runtime: Runtime, target: string, backupId: string) {
+  const key = layout.manifest(target, backupId);
+  const bytes = await runtime.store.getBytes(key).catch((err) => {
+    if (err instanceof LifeboatError && err.code === 'NOT_FOUND') {
+      throw new LifeboatError('NOT_FOUND', `backup ${backupId} of target ${target} not found in ${runtime.store.location}`, {
+        hint: 'list backups with `lifeboat backups list`',
+      });
+    }
+    throw err;
+  });
+  try {
+    return parseStoredManifest(JSON.parse(Buffer.from(bytes).toString('utf8')));
+  } catch (err) {
+    throw new LifeboatError('VERIFY_FAILED', `manifest ${key} is not a valid Lifeboat manifest: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+/** Every committed backup of a target, oldest first. */
+export async function listBackups(runtime: Runtime, target: string): Promise<BackupSummary[]> {
+  const manifests: string[] = [];
+  const verifications = new Map<string, VerificationSummary>();
+  for await (const obj of runtime.store.list(layout.backupsPrefix(target))) {
+    const parts = parseBackupKey(obj.key);
+    if (!parts || parts.target !== target) continue;
+    if (parts.rest === 'manifest.json') manifests.push(parts.backupId);
+    else if (parts.rest.startsWith('verifications/')) {
+      const v = parseVerificationName(parts.rest.slice('verifications/'.length));
+      if (!v) continue;
+      const at = stampToIso(v.stamp);
+      const prev = verifications.get(parts.backupId);
+      if (!prev || prev.at < at) verifications.set(parts.backupId, { level: v.level, ok: v.ok, at });
+    }
+  }
+  const out: BackupSummary[] = [];
+  for (const backupId of manifests.sort()) {
+    const m = await readManifest(runtime, target, backupId);
+    out.push({
+      backupId,
+      target,
+      kind: m.kind,
+      createdAt: m.createdAt,
+      ...(m.scheduledAt ? { scheduledAt: m.scheduledAt } : {}),
+      reason: m.reason,
+      bytes: m.archive.size,
+      sourceBytes: m.entries.reduce((n, e) => n + e.size, 0),
+      entries: m.entries.length,
+      encrypted: m.archive.encryption !== null,
+      database: m.database ? { engine: m.database.engine, tables: m.database.tables } : null,
+      omitted: m.omitted.length,
+      verification: verifications.get(backupId) ?? null,
+    });
+  }
+  return out;
+}
+
+/** Resolves `latest` (the newest backup) or checks that an id exists. */
+export async function resolveBackupId(runtime: Runtime, target: string, idOrLatest: string): Promise<string> {
+  if (idOrLatest !== 'latest') {
+    await readManifest(runtime, target, idOrLatest);
+    return idOrLatest;
+  }
+  const all = await listBackups(runtime, target);
+  const newest = all.at(-1);
+  if (!newest) {
+    throw new LifeboatError('NOT_FOUND', `target ${target} has no backups in ${runtime.store.location}`, {
+      hint: 'make one with `lifeboat backup`',
+    });
+  }
+  return newest.backupId;
+}

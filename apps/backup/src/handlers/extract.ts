@@ -1,0 +1,76 @@
+// Extraction: a backup's files, checked against the manifest and laid out as the target
+// had them, in a directory. Everything is written into a staging directory beside the
+// destination and renamed into place only when every checksum matched.
+import { mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { extractEntries, openArchive, type Runtime } from '@lifeboat/adapters';
+import { LifeboatError } from '@lifeboat/domain';
+import { readManifest } from './catalog.js';
+
+export interface ExtractResult {
+  backupId: string;
+  destination: string;
+  files: Array<{ path: string; size: number; sha256: string; role: string }>;
+  bytes: number;
+}
+
+async function isEmptyOrMissing(dir: string): Promise<boolean> {
+  try {
+    return (await readdir(dir)).length === 0;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    throw err;
+  }
+}
+
+export async function extractBackup(runtime: Runtime, target: string, backupId: string, destination: string): Promise<ExtractResult> {
+  const dest = resolve(destination);
+  if (!(await isEmptyOrMissing(dest))) {
+    throw new LifeboatError('CONFLICT', `cannot extract: ${dest} exists and is not empty`, {
+      hint: 'choose a new directory; Lifeboat never overwrites files by extracting',
+    });
+  }
+  const manifest = await readManifest(runtime, target, backupId);
+  const bySource = new Map(manifest.entries.map((e) => [e.path, e]));
+  await mkdir(dirname(dest), { recursive: true });
+  const staging = join(dirname(dest), `.${basename(dest)}.lifeboat-staging-${process.pid}-${Date.now()}`);
+  await mkdir(staging);
+  try {
+    const opened = await openArchive(runtime.store, manifest.archive.key, {
+      encrypted: manifest.archive.encryption !== null,
+      identities: manifest.archive.encryption ? await runtime.identities() : [],
+    });
+    const files = await extractEntries(opened.entries, staging, {
+      // Only what the manifest lists is written, at the path the target had it.
+      map: (entry) => bySource.get(entry.path)?.source ?? null,
+      mode: (entry) => {
+        const e = bySource.get(entry.path);
+        return e?.secret ? 0o600 : (e?.mode ?? 0o644) & 0o777;
+      },
+    });
+    const problems: string[] = [];
+    for (const f of files) {
+      const e = bySource.get(f.entry);
+      if (e && (e.sha256 !== f.sha256 || e.size !== f.size)) problems.push(`${f.entry}: sha256 ${f.sha256}, expected ${e.sha256}`);
+    }
+    const got = new Set(files.map((f) => f.entry));
+    for (const e of manifest.entries) if (!got.has(e.path)) problems.push(`${e.path}: missing from the archive`);
+    if (opened.digest.sha256 !== manifest.archive.sha256) problems.push(`archive sha256 ${opened.digest.sha256}, expected ${manifest.archive.sha256}`);
+    if (problems.length) {
+      throw new LifeboatError('VERIFY_FAILED', `backup ${backupId} does not match its manifest: ${problems.join('; ')}`, {
+        hint: 'nothing was extracted; use another backup',
+      });
+    }
+    if (await isEmptyOrMissing(dest)) await rmdir(dest).catch(() => undefined);
+    await rename(staging, dest);
+    return {
+      backupId,
+      destination: dest,
+      files: files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256, role: bySource.get(f.entry)?.role ?? 'unknown' })),
+      bytes: files.reduce((n, f) => n + f.size, 0),
+    };
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true });
+    throw err;
+  }
+}

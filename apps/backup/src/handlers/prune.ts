@@ -1,0 +1,67 @@
+// Retention: compute the plan (GFS rules, the newest verified backup always kept), then
+// delete what it lets go — the manifest first, so a backup stops existing at once.
+import type { Runtime } from '@lifeboat/adapters';
+import { layout, parseBackupKey, type RetentionPlan, planRetention, type RetentionPolicy } from '@lifeboat/domain';
+import type { Logger } from '../context.js';
+import { listBackups } from './catalog.js';
+
+export interface PruneResult {
+  target: string;
+  dryRun: boolean;
+  policy: RetentionPolicy;
+  plan: RetentionPlan;
+  /** Objects of backups that never committed (no manifest), removed or to remove. */
+  abandoned: string[];
+  deletedObjects: number;
+}
+
+export async function pruneBackups(
+  runtime: Runtime,
+  target: string,
+  options: { dryRun: boolean; now?: Date; log: Logger },
+): Promise<PruneResult> {
+  const now = options.now ?? new Date();
+  const policy = runtime.loaded.config.retention;
+  const backups = await listBackups(runtime, target);
+  const plan = planRetention(
+    backups.map((b) => ({ backupId: b.backupId, createdAt: new Date(b.createdAt), verified: b.verification?.ok === true })),
+    policy,
+    now,
+  );
+
+  // Objects under a backup id with no manifest belong to a backup that never committed.
+  const graceMs = runtime.loaded.config.backup.abandonedUploadMinutes * 60_000;
+  const committed = new Set(backups.map((b) => b.backupId));
+  const byBackup = new Map<string, string[]>();
+  const abandoned: string[] = [];
+  for await (const obj of runtime.store.list(layout.backupsPrefix(target))) {
+    const parts = parseBackupKey(obj.key);
+    if (!parts) continue;
+    if (!committed.has(parts.backupId)) {
+      if (now.getTime() - obj.lastModified.getTime() > graceMs) abandoned.push(obj.key);
+      continue;
+    }
+    byBackup.set(parts.backupId, [...(byBackup.get(parts.backupId) ?? []), obj.key]);
+  }
+
+  let deletedObjects = 0;
+  if (!options.dryRun) {
+    for (const d of plan.delete) {
+      await runtime.store.delete(layout.manifest(target, d.backupId));
+      deletedObjects++;
+      for (const key of byBackup.get(d.backupId) ?? []) {
+        if (key.endsWith('/manifest.json')) continue;
+        await runtime.store.delete(key);
+        deletedObjects++;
+      }
+      options.log.info({ backupId: d.backupId, reasons: d.reasons }, 'backup deleted by retention');
+    }
+    for (const key of abandoned) {
+      await runtime.store.delete(key);
+      deletedObjects++;
+    }
+    const aborted = await runtime.store.cleanupIncomplete(layout.backupsPrefix(target), graceMs);
+    abandoned.push(...aborted);
+  }
+  return { target, dryRun: options.dryRun, policy, plan, abandoned, deletedObjects };
+}

@@ -1,0 +1,8 @@
+// The backup app: its handlers, for the BullMQ worker in main.ts and for the CLI's embedded mode.
+export * from './context.js';
+export { backup, parseBackupRequest } from './handlers/backup.js';
+export * from './handlers/catalog.js';
+export * from './handlers/extract.js';
+export * from './handlers/prune.js';
+export * from './handlers/verify.js';
+export { archivePathFor, selectFiles } from './select-files.js';

@@ -1,0 +1,105 @@
+// The backup app's process: a BullMQ worker on queue `backup` with an ops server (default),
+// or `once` mode that runs one backup and exits non-zero on failure (a Kubernetes CronJob).
+import { BullMqJobBus, configPath, createLogger, createOpsServer, createRuntime, loadConfig } from '@lifeboat/adapters';
+import { isLifeboatError, type JobContext } from '@lifeboat/domain';
+import { TOOL_VERSION } from './context.js';
+import { backup } from './handlers/backup.js';
+import { createBackupMetrics } from './metrics.js';
+
+const log = createLogger('backup');
+
+function exitCodeFor(err: unknown): number {
+  return isLifeboatError(err) && ['INVALID_CONFIG', 'INVALID_REQUEST', 'NOT_FOUND'].includes(err.code) ? 2 : 1;
+}
+
+function fail(err: unknown): never {
+  const message = isLifeboatError(err) ? err.describe() : (err as Error).message;
+  log.error({ err: isLifeboatError(err) ? err.toJSON() : { message } }, message);
+  process.exit(exitCodeFor(err));
+}
+
+async function main(): Promise<void> {
+  const mode = process.argv[2] ?? 'worker';
+  if (mode !== 'worker' && mode !== 'once') {
+    console.error(`usage: main.js [worker|once] (got "${mode}")`);
+    process.exit(2);
+  }
+  const loaded = await loadConfig(configPath());
+  const runtime = createRuntime(loaded);
+  const metrics = createBackupMetrics();
+
+  const run = async (payload: unknown, job?: JobContext) => {
+    const started = Date.now();
+    const target = (payload as { target?: string } | null)?.target ?? 'unknown';
+    try {
+      const result = await backup(payload, {
+        runtime,
+        log: log.child({ jobId: job?.jobId }),
+        ...(job ? { progress: job.progress, signal: job.signal } : {}),
+      });
+      metrics.lastSuccess.set({ target: result.target }, Date.now() / 1000);
+      metrics.bytes.set({ target: result.target }, result.bytes);
+      metrics.duration.observe({ target: result.target, outcome: 'success' }, (Date.now() - started) / 1000);
+      metrics.jobs.inc({ target: result.target, outcome: 'success' });
+      return result;
+    } catch (err) {
+      metrics.duration.observe({ target, outcome: 'failure' }, (Date.now() - started) / 1000);
+      metrics.jobs.inc({ target, outcome: 'failure' });
+      throw err;
+    }
+  };
+
+  if (mode === 'once') {
+    const request = {
+      target: process.env.LIFEBOAT_TARGET ?? runtime.target().name,
+      kind: process.env.LIFEBOAT_BACKUP_KIND ?? 'full',
+      reason: process.env.LIFEBOAT_BACKUP_REASON ?? 'scheduled',
+      requestedBy: 'cronjob',
+      ...(process.env.LIFEBOAT_SCHEDULED_AT ? { scheduledAt: process.env.LIFEBOAT_SCHEDULED_AT } : {}),
+    };
+    const result = await run(request);
+    log.info({ result }, 'backup once: done');
+    return;
+  }
+
+  const redisUrl = process.env.LIFEBOAT_REDIS_URL;
+  if (!redisUrl) {
+    log.error({}, 'worker mode needs LIFEBOAT_REDIS_URL (or run `main.js once`)');
+    process.exit(2);
+  }
+  const bus = new BullMqJobBus({
+    url: redisUrl,
+    prefix: process.env.LIFEBOAT_QUEUE_PREFIX ?? 'lifeboat',
+    onError: (err) => log.error({ err: { message: err.message } }, 'redis connection error'),
+  });
+  const consumer = await bus.consume('backup', (payload, job) => run(payload, job), {
+    concurrency: Number(process.env.LIFEBOAT_CONCURRENCY ?? 1),
+  });
+  const ops = createOpsServer({
+    app: 'backup',
+    registry: metrics.registry,
+    version: TOOL_VERSION,
+    readiness: async () => {
+      await runtime.store.check();
+      return null;
+    },
+  });
+  const address = await ops.listen({ host: process.env.LIFEBOAT_OPS_HOST ?? '0.0.0.0', port: Number(process.env.LIFEBOAT_OPS_PORT ?? 9101) });
+  log.info({ ops: address, store: runtime.store.location, queue: 'backup' }, 'backup worker started');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: finishing the current job');
+    await consumer.close();
+    await bus.close();
+    await ops.close();
+    log.info({}, 'stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch(fail);

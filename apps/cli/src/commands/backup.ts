@@ -1,0 +1,126 @@
+// `lifeboat backup`, `backups list`, `verify`, `extract`, `prune`: the backup catalog from the CLI.
+import { randomUUID } from 'node:crypto';
+import {
+  type BackupSummary,
+  extractBackup,
+  listBackups,
+  pruneBackups,
+  resolveBackupId,
+  verifyBackup,
+} from '@lifeboat/backup';
+import { BackupRequest, BackupResult, describeZodError, LifeboatError, scheduledBackupJobId } from '@lifeboat/domain';
+import { cliLogger, distributed, type GlobalOptions, openBus, openRuntime } from '../context.js';
+import { EXIT, formatBytes, formatDuration, printJson, progressPrinter } from '../output.js';
+
+export async function backupCommand(
+  opts: GlobalOptions & { kind: string; reason: string; json?: boolean; scheduledAt?: string },
+): Promise<number> {
+  const runtime = await openRuntime(opts);
+  const target = runtime.target(opts.target).name;
+  const parsed = BackupRequest.safeParse({
+    target,
+    kind: opts.kind,
+    reason: opts.reason,
+    requestedBy: `cli:${process.env.USER ?? 'unknown'}`,
+    ...(opts.scheduledAt ? { scheduledAt: opts.scheduledAt } : {}),
+  });
+  if (!parsed.success) throw new LifeboatError('INVALID_REQUEST', describeZodError(parsed.error, 'backup'));
+  const request = parsed.data;
+  const bus = await openBus(runtime);
+  const progress = progressPrinter(!opts.json && process.stderr.isTTY === true);
+  try {
+    const jobId = request.scheduledAt
+      ? scheduledBackupJobId(target, new Date(request.scheduledAt))
+      : `backup:${target}:${randomUUID()}`;
+    await bus.enqueue('backup', request, { jobId });
+    if (!opts.json) process.stderr.write(`backup of ${target} queued (${distributed() ? 'BullMQ' : 'embedded'}, job ${jobId})\n`);
+    const raw = await bus.result('backup', jobId, { onProgress: (p) => progress.update(p), timeoutMs: 6 * 3600_000 });
+    progress.done();
+    const result = BackupResult.parse(raw);
+    if (opts.json) printJson(result);
+    else {
+      console.log(
+        `backup ${result.backupId}: ${result.entries} entries, ${formatBytes(result.sourceBytes)} → ${formatBytes(result.bytes)}` +
+          `${result.encrypted ? ' (encrypted)' : ''} in ${formatDuration(result.durationMs)}` +
+          `${result.verification !== 'none' ? `, ${result.verification} verification passed` : ''}` +
+          `${result.deduplicated ? ' (already made for this slot)' : ''}`,
+      );
+      for (const o of result.omitted) console.log(`  left out ${o.source}: ${o.reason}`);
+    }
+    return EXIT.ok;
+  } finally {
+    progress.done();
+    await bus.close();
+  }
+}
+
+function verificationLabel(b: BackupSummary): string {
+  if (!b.verification) return 'unverified';
+  return `${b.verification.ok ? 'verified' : 'FAILED'} (${b.verification.level})`;
+}
+
+export async function listCommand(opts: GlobalOptions & { json?: boolean }): Promise<number> {
+  const runtime = await openRuntime(opts);
+  const target = runtime.target(opts.target).name;
+  const backups = await listBackups(runtime, target);
+  if (opts.json) {
+    printJson({ target, store: runtime.store.location, backups });
+    return EXIT.ok;
+  }
+  if (backups.length === 0) {
+    console.log(`no backups of ${target} in ${runtime.store.location}`);
+    return EXIT.ok;
+  }
+  console.log(`backups of ${target} in ${runtime.store.location}:`);
+  for (const b of backups) {
+    console.log(
+      `  ${b.backupId}  ${b.kind.padEnd(10)} ${formatBytes(b.bytes).padStart(10)}  ${String(b.entries).padStart(4)} entries` +
+        `  ${b.encrypted ? 'encrypted' : 'plain    '}  ${verificationLabel(b)}`,
+    );
+  }
+  return EXIT.ok;
+}
+
+export async function verifyCommand(id: string, opts: GlobalOptions & { full?: boolean; json?: boolean }): Promise<number> {
+  const runtime = await openRuntime(opts);
+  const target = runtime.target(opts.target).name;
+  const backupId = await resolveBackupId(runtime, target, id);
+  const level = opts.full ? 'full' : 'quick';
+  const progress = progressPrinter(!opts.json && process.stderr.isTTY === true);
+  progress.update({ phase: `verifying ${backupId} (${level})` });
+  const record = await verifyBackup(runtime, target, backupId, level, { log: cliLogger() });
+  progress.done();
+  if (opts.json) printJson(record);
+  else {
+    console.log(`${record.ok ? 'OK' : 'FAILED'}: ${level} verification of ${backupId} in ${formatDuration(record.durationMs)}`);
+    for (const c of record.checks) if (!c.ok || level === 'quick') console.log(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
+    if (record.ok && level === 'full') console.log(`  ${record.checks.length} checks passed`);
+  }
+  return record.ok ? EXIT.ok : EXIT.failed;
+}
+
+export async function extractCommand(id: string, opts: GlobalOptions & { to: string; json?: boolean }): Promise<number> {
+  const runtime = await openRuntime(opts);
+  const target = runtime.target(opts.target).name;
+  const backupId = await resolveBackupId(runtime, target, id);
+  const result = await extractBackup(runtime, target, backupId, opts.to);
+  if (opts.json) printJson(result);
+  else console.log(`extracted ${backupId}: ${result.files.length} files, ${formatBytes(result.bytes)} into ${result.destination} (checksums match the manifest)`);
+  return EXIT.ok;
+}
+
+export async function pruneCommand(opts: GlobalOptions & { dryRun?: boolean; json?: boolean }): Promise<number> {
+  const runtime = await openRuntime(opts);
+  const target = runtime.target(opts.target).name;
+  const result = await pruneBackups(runtime, target, { dryRun: Boolean(opts.dryRun), log: cliLogger() });
+  if (opts.json) {
+    printJson(result);
+    return EXIT.ok;
+  }
+  const verb = result.dryRun ? 'would delete' : 'deleted';
+  console.log(`retention for ${target}: keep ${result.plan.keep.length}, ${verb} ${result.plan.delete.length}`);
+  for (const k of result.plan.keep) console.log(`  keep   ${k.backupId}  ${k.reasons.join(', ')}`);
+  for (const d of result.plan.delete) console.log(`  ${result.dryRun ? 'delete' : 'gone  '} ${d.backupId}  ${d.reasons.join(', ')}`);
+  if (result.abandoned.length) console.log(`  ${verb} ${result.abandoned.length} objects of backups that never committed`);
+  return EXIT.ok;
+}

@@ -1,0 +1,107 @@
+// `lifeboat demo init`: a Sofia-shaped target to protect, a filesystem store, an age key
+// pair and the lifeboat.yaml that ties them together.
+import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { generateAgeKeyPair, redactUrl } from '@lifeboat/adapters';
+import { LifeboatError } from '@lifeboat/domain';
+import { generateTarget } from '@lifeboat/testkit/generate';
+import { EXIT, formatBytes, formatDuration, parseSize, printJson } from '../output.js';
+
+export interface DemoInitOptions {
+  size: string;
+  db: string;
+  seed: string;
+  databaseUrl?: string;
+  encrypt: boolean;
+  json?: boolean;
+}
+
+export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promise<number> {
+  const root = resolve(dir);
+  let sizeBytes: number;
+  try {
+    sizeBytes = parseSize(opts.size);
+  } catch (err) {
+    throw new LifeboatError('INVALID_REQUEST', `--size: ${(err as Error).message}`);
+  }
+  const seed = Number(opts.seed);
+  if (!Number.isInteger(seed)) throw new LifeboatError('INVALID_REQUEST', `--seed must be a whole number, got "${opts.seed}"`);
+  if (opts.db !== 'sqlite' && opts.db !== 'postgres') {
+    throw new LifeboatError('INVALID_REQUEST', `--db must be sqlite or postgres, got "${opts.db}"`);
+  }
+  const databaseUrl = opts.databaseUrl ?? process.env.DATABASE_URL;
+  if (opts.db === 'postgres' && !databaseUrl) {
+    throw new LifeboatError('INVALID_REQUEST', '--db postgres needs --database-url <postgres://…> or DATABASE_URL');
+  }
+  const existing = await readdir(root).catch(() => []);
+  if (existing.length > 0) {
+    throw new LifeboatError('CONFLICT', `cannot init: ${root} exists and is not empty`, { hint: 'choose a new directory' });
+  }
+  const started = Date.now();
+  await mkdir(join(root, 'exchange'), { recursive: true });
+  await mkdir(join(root, 'store'), { recursive: true });
+  const generated = await generateTarget(join(root, 'target'), {
+    sizeBytes,
+    seed,
+    db: opts.db,
+    ...(opts.db === 'postgres' && databaseUrl ? { postgresUrl: databaseUrl } : {}),
+  });
+
+  const lines = [
+    '# Lifeboat configuration for the demo target made by `lifeboat demo init`.',
+    '# Paths are relative to this file. Reference: README.md, "Configuration".',
+    'version: 1',
+    'store:',
+    '  type: fs',
+    '  path: store',
+  ];
+  if (opts.encrypt) {
+    const keys = await generateAgeKeyPair();
+    await mkdir(join(root, 'keys'), { recursive: true, mode: 0o700 });
+    const identityFile = join(root, 'keys', 'age-identity.txt');
+    await writeFile(identityFile, keys.file, { mode: 0o600 });
+    await chmod(identityFile, 0o600);
+    lines.push(
+      '# Archives are encrypted to these age recipients; secrets (.env files) are only stored encrypted.',
+      '# In production keep the identity (private key) away from the store, e.g. in a secret manager.',
+      'encryption:',
+      `  recipients: [${keys.recipient}]`,
+      '  identityFile: keys/age-identity.txt',
+    );
+  }
+  lines.push('targets:', '  demo:', '    root: target');
+  if (opts.db === 'sqlite') {
+    lines.push('    database: { engine: sqlite, path: trading.db }');
+  } else if (databaseUrl && new URL(databaseUrl).password) {
+    lines.push('    # The URL carries a password, so it is read from the environment, never from this file.');
+    lines.push('    database: { engine: postgres, urlEnv: DATABASE_URL }');
+  } else {
+    lines.push(`    database: { engine: postgres, url: "${databaseUrl}" }`);
+  }
+  lines.push('retention:', '  keepDaily: 30', 'backup:', '  verifyAfter: quick', '');
+  const configFile = join(root, 'lifeboat.yaml');
+  await writeFile(configFile, lines.join('\n'));
+
+  const summary = {
+    dir: root,
+    config: configFile,
+    target: join(root, 'target'),
+    store: join(root, 'store'),
+    database: opts.db === 'sqlite' ? join(root, 'target', 'trading.db') : redactUrl(databaseUrl as string),
+    encrypted: opts.encrypt,
+    bytes: generated.bytes,
+    rowCounts: generated.rowCounts,
+    files: generated.files.length,
+    durationMs: Date.now() - started,
+  };
+  if (opts.json) printJson(summary);
+  else {
+    console.log(`demo target created in ${root} (${formatBytes(generated.bytes)}, ${generated.files.length} files, ${formatDuration(summary.durationMs)})`);
+    console.log(`  target   ${summary.target}`);
+    console.log(`  database ${summary.database} (${Object.entries(generated.rowCounts).map(([t, n]) => `${t} ${n}`).join(', ')})`);
+    console.log(`  store    ${summary.store}`);
+    console.log(`  config   ${configFile}${opts.encrypt ? ' (archives encrypted with age)' : ' (no encryption: .env files will be left out)'}`);
+    console.log(`next: lifeboat backup --config ${configFile}`);
+  }
+  return EXIT.ok;
+}

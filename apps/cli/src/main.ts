@@ -1,0 +1,88 @@
+// The `lifeboat` command: the operator's entry point to every Lifeboat operation.
+import { Command, CommanderError, Option } from 'commander';
+import { backupCommand, extractCommand, listCommand, pruneCommand, verifyCommand } from './commands/backup.js';
+import { demoInitCommand } from './commands/demo.js';
+import { describeError, EXIT, exitCodeFor } from './output.js';
+
+const program = new Command('lifeboat')
+  .description('Disaster recovery for trading systems: verified backups, kill-switch-first restores, measured drills.')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride();
+
+type Action = (...args: never[]) => Promise<number>;
+
+/** Runs an action, turning its outcome into the exit code; errors become one clear line. */
+function run(action: Action) {
+  return async (...args: unknown[]) => {
+    try {
+      process.exitCode = await (action as (...a: unknown[]) => Promise<number>)(...args);
+    } catch (err) {
+      console.error(describeError(err));
+      process.exitCode = exitCodeFor(err);
+    }
+  };
+}
+
+/** Adds the options every command takes, and merges them with the command's own. */
+function withGlobals(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'configuration file (default: $LIFEBOAT_CONFIG or ./lifeboat.yaml)')
+    .option('-t, --target <name>', 'target to act on (default: the only one configured)');
+}
+
+const demo = program.command('demo').description('a demo trading target to practise on');
+demo
+  .command('init <dir>')
+  .description('create <dir>/target (a Sofia-shaped trading system), <dir>/store, <dir>/exchange and <dir>/lifeboat.yaml')
+  .option('--size <size>', 'approximate size of the target, e.g. 10MiB, 1GiB', '10MiB')
+  .addOption(new Option('--db <engine>', 'trading database engine').choices(['sqlite', 'postgres']).default('sqlite'))
+  .option('--database-url <url>', 'PostgreSQL database for --db postgres (default: $DATABASE_URL)')
+  .option('--seed <n>', 'seed for the generated data (same seed, same data)', '1')
+  .option('--no-encrypt', 'no age key pair: archives unencrypted, .env files left out of backups')
+  .option('--json', 'print one JSON result')
+  .action(run((dir: string, opts: Parameters<typeof demoInitCommand>[1]) => demoInitCommand(dir, opts)));
+
+withGlobals(program.command('backup'))
+  .description('back up the target: database, state files, reports, config and audit logs, in one consistent cut')
+  .addOption(new Option('--kind <kind>', 'what to back up').choices(['full', 'database', 'state', 'pre-change']).default('full'))
+  .option('--reason <text>', 'why (kept in the manifest)', 'manual')
+  .option('--scheduled-at <iso>', 'the schedule slot this backup is for (a second request for one slot makes no second backup)')
+  .option('--json', 'print one JSON result')
+  .action(run((opts: Parameters<typeof backupCommand>[0]) => backupCommand(opts)));
+
+const backups = program.command('backups').description('the catalog of backups');
+withGlobals(backups.command('list'))
+  .description('list committed backups, oldest first, with their verification state')
+  .option('--json', 'print one JSON result')
+  .action(run((opts: Parameters<typeof listCommand>[0]) => listCommand(opts)));
+
+withGlobals(program.command('verify <backup>'))
+  .description('verify a backup (an id, or "latest"): quick checks the archive checksum, --full every entry')
+  .option('--full', 'decrypt and unpack; check every entry, the database integrity and the JSON state')
+  .option('--json', 'print one JSON result')
+  .action(run((id: string, opts: Parameters<typeof verifyCommand>[1]) => verifyCommand(id, opts)));
+
+withGlobals(program.command('extract <backup>'))
+  .description('write the files of a backup (an id, or "latest") into a new directory, as the target had them')
+  .requiredOption('--to <dir>', 'destination directory (must be new or empty)')
+  .option('--json', 'print one JSON result')
+  .action(run((id: string, opts: Parameters<typeof extractCommand>[1]) => extractCommand(id, opts)));
+
+withGlobals(program.command('prune'))
+  .description('apply retention (default: keep 30 daily); never deletes the newest verified backup')
+  .option('--dry-run', 'print the plan without deleting anything')
+  .option('--json', 'print one JSON result')
+  .action(run((opts: Parameters<typeof pruneCommand>[0]) => pruneCommand(opts)));
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version end here with code 0; usage errors were already printed.
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else {
+    console.error(describeError(err));
+    process.exitCode = exitCodeFor(err);
+  }
+}

@@ -1,0 +1,73 @@
+// How the CLI talks to people and scripts: one JSON document with --json, readable lines
+// otherwise, progress on a terminal, and exit codes (0 ok, 1 the operation failed, 2 usage
+// or configuration error).
+import { isLifeboatError, type JobProgress } from '@lifeboat/domain';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+export function exitCodeFor(err: unknown): number {
+  if (isLifeboatError(err)) {
+    return ['INVALID_REQUEST', 'INVALID_CONFIG', 'NOT_FOUND', 'CONFLICT'].includes(err.code) ? EXIT.usage : EXIT.failed;
+  }
+  return EXIT.failed;
+}
+
+/** One line naming what is wrong (and a hint), for stderr. */
+export function describeError(err: unknown): string {
+  if (isLifeboatError(err)) return `lifeboat: ${err.describe()}`;
+  return `lifeboat: ${(err as Error)?.message ?? String(err)}`;
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return `${Math.floor(ms / 60_000)}m ${Math.round((ms % 60_000) / 1000)}s`;
+}
+
+/** Parses sizes like `10MiB`, `1GiB`, `500KB`, `1048576`. */
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(text.trim());
+  if (!m) throw new Error(`"${text}" is not a size (try 10MiB or 1GiB)`);
+  const unit = (m[2] ?? 'b').toLowerCase();
+  const mult = unit.startsWith('g') ? 1024 ** 3 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('k') ? 1024 : 1;
+  return Math.round(Number(m[1]) * mult);
+}
+
+/** Progress on stderr when it is a terminal; silent otherwise (logs and pipes stay clean). */
+export function progressPrinter(enabled: boolean) {
+  const started = Date.now();
+  let drawn = false;
+  return {
+    update(p: JobProgress) {
+      if (!enabled) return;
+      const secs = (Date.now() - started) / 1000;
+      let line = p.phase;
+      if (p.bytes !== undefined) {
+        line += ` ${formatBytes(p.bytes)}`;
+        if (p.totalBytes) line += ` / ${formatBytes(p.totalBytes)} (${Math.min(100, Math.round((p.bytes / p.totalBytes) * 100))}%)`;
+        if (secs > 0.2) line += `  ${formatBytes(p.bytes / secs)}/s`;
+      } else if (p.detail) line += ` ${p.detail}`;
+      process.stderr.write(`\r\x1b[K${line}`);
+      drawn = true;
+    },
+    done() {
+      if (drawn) process.stderr.write('\r\x1b[K');
+      drawn = false;
+    },
+  };
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}

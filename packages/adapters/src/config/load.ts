@@ -1,0 +1,80 @@
+// Reads lifeboat.yaml, validates it, and resolves paths against the file's directory. Every
+// error names the file and the key that is wrong.
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { describeZodError, LifeboatConfig, LifeboatError, type TargetConfig } from '@lifeboat/domain';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+
+export interface LoadedConfig {
+  config: LifeboatConfig;
+  /** Absolute path of the file read. */
+  path: string;
+  /** Directory relative paths in the file are resolved against. */
+  baseDir: string;
+}
+
+export interface ResolvedTarget {
+  name: string;
+  config: TargetConfig;
+  /** Absolute path of the target's root directory. */
+  root: string;
+}
+
+/** The config path to use: the explicit one, else LIFEBOAT_CONFIG, else ./lifeboat.yaml. */
+export function configPath(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
+  return resolve(explicit ?? env.LIFEBOAT_CONFIG ?? 'lifeboat.yaml');
+}
+
+/** Validates an already-parsed document (from YAML or JSON). */
+export function parseConfig(document: unknown, source: string, baseDir: string): LoadedConfig {
+  const result = LifeboatConfig.safeParse(document ?? {});
+  if (!result.success) {
+    throw new LifeboatError('INVALID_CONFIG', describeZodError(result.error, source), {
+      hint: 'docs: README.md, "Configuration"',
+    });
+  }
+  return { config: result.data, path: source, baseDir };
+}
+
+export async function loadConfig(path: string): Promise<LoadedConfig> {
+  const abs = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(abs, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new LifeboatError('INVALID_CONFIG', `config file ${abs} ${code === 'ENOENT' ? 'not found' : `unreadable (${code})`}`, {
+      hint: 'pass --config <file>, set LIFEBOAT_CONFIG, or create one with `lifeboat demo init <dir>`',
+    });
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (err) {
+    const where = err instanceof YAMLParseError && err.linePos ? ` line ${err.linePos[0].line}` : '';
+    throw new LifeboatError('INVALID_CONFIG', `${abs}${where}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return parseConfig(document, abs, dirname(abs));
+}
+
+export function resolvePath(baseDir: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(baseDir, p);
+}
+
+/** The named target, or the only one when no name is given. */
+export function resolveTarget(loaded: LoadedConfig, name?: string): ResolvedTarget {
+  const names = Object.keys(loaded.config.targets);
+  const chosen = name ?? (names.length === 1 ? names[0] : undefined);
+  if (!chosen) {
+    throw new LifeboatError('INVALID_REQUEST', `${loaded.path} defines several targets (${names.join(', ')})`, {
+      hint: 'name one with --target',
+    });
+  }
+  const config = loaded.config.targets[chosen];
+  if (!config) {
+    throw new LifeboatError('NOT_FOUND', `target "${chosen}" is not defined in ${loaded.path}`, {
+      hint: `defined targets: ${names.join(', ') || 'none'}`,
+    });
+  }
+  return { name: chosen, config, root: resolvePath(loaded.baseDir, config.root) };
+}

@@ -1,0 +1,228 @@
+// The SQLite database engine: a one-step online backup of a live database file, and the checks of such a snapshot.
+import { existsSync } from 'node:fs';
+import { open, rename, rm, stat } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import { type DatabaseEngine, type DatabaseSnapshot, LifeboatError, type SnapshotInspection } from '@lifeboat/domain';
+import Database from 'better-sqlite3';
+
+/** Pages per backup step: big enough that any database is copied in one step. */
+const ALL_PAGES = 0x7fffffff;
+/** How long a connection waits on a writer's lock before giving up. */
+const BUSY_TIMEOUT_MS = 10_000;
+/** Lines of a failed integrity check kept in the detail. */
+const INTEGRITY_LINES = 5;
+
+export class SqliteEngine implements DatabaseEngine {
+  readonly engine = 'sqlite' as const;
+  readonly location: string;
+
+  constructor(file: string) {
+    this.location = resolve(file);
+  }
+
+  async snapshot(dir: string): Promise<DatabaseSnapshot> {
+    const source = this.openSource();
+    const name = basename(this.location);
+    const file = join(dir, name);
+    // Built beside the final name and renamed, so a crash never leaves a half-copied file
+    // under the name a reader trusts.
+    const staging = `${file}.partial`;
+    await removeDatabaseFiles(staging);
+    try {
+      // SQLite restarts a backup whenever another connection writes between steps, so a
+      // backup in small steps may never end under steady writes. better-sqlite3's first step
+      // copies no pages; the progress callback then asks for every page, and that one step
+      // reads the source inside a single read transaction: a consistent cut, however busy
+      // the writers are.
+      await source.backup(staging, { progress: () => ALL_PAGES });
+    } catch (err) {
+      await removeDatabaseFiles(staging);
+      throw databaseError(
+        `SQLite backup of ${this.location} failed`,
+        err,
+        'does the snapshot directory exist, with room for a copy of the database?',
+      );
+    } finally {
+      source.close();
+    }
+
+    let checked: { version: string; tables: Record<string, number>; integrity: { ok: boolean; detail: string } };
+    try {
+      checked = selfContain(staging);
+    } catch (err) {
+      await removeDatabaseFiles(staging);
+      throw databaseError(`SQLite snapshot of ${this.location} could not be checked`, err);
+    }
+    await Promise.all(['-wal', '-shm', '-journal'].map((suffix) => rm(file + suffix, { force: true })));
+    await rename(staging, file);
+    const { size } = await stat(file);
+    return {
+      file,
+      name,
+      size,
+      facts: {
+        engine: 'sqlite',
+        version: checked.version,
+        format: 'sqlite',
+        tables: checked.tables,
+        integrity: checked.integrity,
+      },
+      // No position: PRAGMA data_version only means something to the connection that read
+      // it (it changes when *other* connections commit), so its value is not comparable
+      // across connections or processes, and a WAL database's header change counter stays
+      // still. A number that looks like a log position but is not one would mislead.
+      method: 'sqlite-backup-api',
+    };
+  }
+
+  async inspect(file: string): Promise<SnapshotInspection> {
+    const path = resolve(file);
+    if (!existsSync(path)) {
+      throw new LifeboatError('DATABASE_ERROR', `SQLite snapshot ${path} not found`, {
+        hint: 'check the path of the extracted database file',
+        retryable: false,
+      });
+    }
+    // SQLite would open an empty or foreign file as a new, empty database and call it
+    // healthy; the header's magic string says whether this is a database at all.
+    if (!(await hasSqliteHeader(path))) {
+      throw new LifeboatError('DATABASE_ERROR', `${path} is not a SQLite database (no SQLite header)`, {
+        hint: 'is this the right file, and was it extracted completely?',
+        retryable: false,
+      });
+    }
+    let db: Database.Database;
+    try {
+      db = new Database(path, { readonly: true, fileMustExist: true });
+    } catch (err) {
+      throw databaseError(`SQLite snapshot ${path} could not be opened`, err);
+    }
+    try {
+      let names: string[];
+      try {
+        names = userTables(db);
+      } catch (err) {
+        // The header or the schema page is unreadable: not a database at all (or one too
+        // damaged to say which tables it had).
+        throw databaseError(`${path} is not a SQLite database`, err, 'is this the right file?', false);
+      }
+      const integrity = integrityCheck(db);
+      let tables: Record<string, number> | undefined;
+      try {
+        tables = countRows(db, names);
+      } catch {
+        // A damaged table cannot be counted; the integrity result already says why.
+        tables = undefined;
+      }
+      return tables ? { integrity, tables } : { integrity };
+    } finally {
+      db.close();
+    }
+  }
+
+  private openSource(): Database.Database {
+    if (!existsSync(this.location)) {
+      throw new LifeboatError('DATABASE_ERROR', `SQLite database ${this.location} not found`, {
+        hint: "check the target's database path (relative to the target's root) and that the trading system has created it",
+        retryable: false,
+      });
+    }
+    let db: Database.Database;
+    try {
+      // Read-only: the backup only reads, and a read-only connection never checkpoints or
+      // removes the live database's -wal file when it closes. It still shares the -shm
+      // index, so it reads alongside a writer in another process in WAL mode.
+      db = new Database(this.location, { readonly: true, fileMustExist: true });
+      db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+      db.prepare('SELECT count(*) FROM sqlite_master').get();
+    } catch (err) {
+      throw databaseError(
+        `SQLite database ${this.location} could not be opened`,
+        err,
+        'is it a SQLite database?',
+        false,
+      );
+    }
+    return db;
+  }
+}
+
+/**
+ * Turns a fresh backup copy into a self-contained file and measures it: a copy of a WAL
+ * database is itself marked WAL, so it is switched to a rollback journal (no -wal or -shm
+ * beside it, readable from a read-only medium) before the checks run on the copy itself.
+ */
+function selfContain(file: string): {
+  version: string;
+  tables: Record<string, number>;
+  integrity: { ok: boolean; detail: string };
+} {
+  const db = new Database(file, { fileMustExist: true });
+  try {
+    db.pragma('journal_mode = DELETE');
+    const version = (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
+    const integrity = integrityCheck(db);
+    const tables = countRows(db, userTables(db));
+    return { version, tables, integrity };
+  } finally {
+    db.close();
+  }
+}
+
+function userTables(db: Database.Database): string[] {
+  const rows = db
+    .prepare(
+      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
+    )
+    .all() as { name: string }[];
+  return rows.map((r) => r.name);
+}
+
+function countRows(db: Database.Database, names: string[]): Record<string, number> {
+  const tables: Record<string, number> = {};
+  for (const name of names) {
+    const row = db.prepare(`SELECT count(*) AS n FROM "${name.replaceAll('"', '""')}"`).get() as { n: number };
+    tables[name] = row.n;
+  }
+  return tables;
+}
+
+function integrityCheck(db: Database.Database): { ok: boolean; detail: string } {
+  try {
+    const lines = (db.prepare('PRAGMA integrity_check').all() as { integrity_check: string }[]).map(
+      (r) => r.integrity_check,
+    );
+    if (lines.length === 1 && lines[0] === 'ok') return { ok: true, detail: 'ok' };
+    const more = lines.length > INTEGRITY_LINES ? `; … ${lines.length - INTEGRITY_LINES} more` : '';
+    return { ok: false, detail: lines.slice(0, INTEGRITY_LINES).join('; ') + more };
+  } catch (err) {
+    // SQLITE_CORRUPT may stop the check itself; that is its answer.
+    return { ok: false, detail: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
+
+async function hasSqliteHeader(file: string): Promise<boolean> {
+  const fd = await open(file, 'r');
+  try {
+    const head = Buffer.alloc(SQLITE_MAGIC.length);
+    const { bytesRead } = await fd.read(head, 0, head.length, 0);
+    return bytesRead === head.length && head.equals(SQLITE_MAGIC);
+  } finally {
+    await fd.close();
+  }
+}
+
+async function removeDatabaseFiles(file: string): Promise<void> {
+  await Promise.all(['', '-wal', '-shm', '-journal'].map((suffix) => rm(file + suffix, { force: true })));
+}
+
+function databaseError(message: string, err: unknown, hint?: string, retryable?: boolean): LifeboatError {
+  const reason = err instanceof Error ? err.message : String(err);
+  return new LifeboatError('DATABASE_ERROR', `${message}: ${reason}`, {
+    ...(hint ? { hint } : {}),
+    cause: err,
+    ...(retryable === undefined ? {} : { retryable }),
+  });
+}

@@ -1,0 +1,8 @@
+// Lifeboat's adapters: the outside world behind the domain's ports.
+export * from './archive/index.js';
+export * from './config/load.js';
+export * from './config/runtime.js';
+export * from './database/index.js';
+export * from './job-bus/index.js';
+export * from './object-store/index.js';
+export * from './ops/index.js';

@@ -1,0 +1,3 @@
+// The test stack (real PostgreSQL, Redis and an S3 server) and Sofia-shaped data generators.
+export * from './generate-target.js';
+export * from './stack.js';
