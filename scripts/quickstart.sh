@@ -27,8 +27,12 @@ step "5. extract it"
 lifeboat extract latest --to "$demo/restored" --config "$config"
 
 step "6. compare the extracted copy with the source"
-diff -r "$demo/target" "$demo/restored"
-echo "every file is byte-identical to the source ($(find "$demo/restored" -type f | wc -l) files)"
+# A SQLite backup copies every page but renumbers three header counters, so the database
+# is compared by content (its full SQL dump); every other file byte for byte.
+diff -r --exclude=trading.db "$demo/target" "$demo/restored"
+echo "every other file is byte-identical to the source ($(find "$demo/restored" -type f ! -name trading.db | wc -l) files)"
+cmp <(sqlite3 "$demo/target/trading.db" .dump) <(sqlite3 "$demo/restored/trading.db" .dump)
+echo "trading.db: the same schema and rows as the source (sqlite3 .dump is identical)"
 integrity=$(sqlite3 "$demo/restored/trading.db" 'PRAGMA integrity_check;')
 echo "integrity_check of the extracted database: $integrity"
 [ "$integrity" = ok ]

@@ -6,6 +6,8 @@ import { TOOL_VERSION } from './context.js';
 import { backup } from './handlers/backup.js';
 import { createBackupMetrics } from './metrics.js';
 
+// The lock file pins AWS SDK releases that support Node 20; its end-of-support notice is noise.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const log = createLogger('backup');
 
 function exitCodeFor(err: unknown): number {
@@ -84,7 +86,10 @@ async function main(): Promise<void> {
       return null;
     },
   });
-  const address = await ops.listen({ host: process.env.LIFEBOAT_OPS_HOST ?? '0.0.0.0', port: Number(process.env.LIFEBOAT_OPS_PORT ?? 9101) });
+  const address = await ops.listen({
+    host: process.env.LIFEBOAT_OPS_HOST ?? '0.0.0.0',
+    port: Number(process.env.LIFEBOAT_OPS_PORT ?? 9101),
+  });
   log.info({ ops: address, store: runtime.store.location, queue: 'backup' }, 'backup worker started');
 
   let stopping = false;

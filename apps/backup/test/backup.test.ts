@@ -1,12 +1,20 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { backup, extractBackup, listBackups, pruneBackups, readManifest, silentLogger, verifyBackup } from '../src/index.js';
+import {
+  backup,
+  extractBackup,
+  listBackups,
+  pruneBackups,
+  readManifest,
+  silentLogger,
+  verifyBackup,
+} from '../src/index.js';
 import { type Fixture, fixture } from './helpers.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -17,6 +25,7 @@ afterEach(async () => {
 });
 
 function allFiles(root: string, prefix = ''): string[] {
+  if (!existsSync(join(root, prefix))) return [];
   return readdirSync(join(root, prefix), { withFileTypes: true }).flatMap((e) => {
     const rel = prefix ? `${prefix}/${e.name}` : e.name;
     return e.isDirectory() ? allFiles(root, rel) : [rel];
@@ -131,7 +140,9 @@ describe('consistency under load', () => {
       await extractBackup(fx.runtime, 'demo', result.backupId, out);
       const db = new Database(join(out, 'trading.db'), { readonly: true });
       expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
-      expect((db.prepare('SELECT COUNT(*) AS n FROM orders').get() as { n: number }).n).toBe(manifest.database?.tables.orders);
+      expect((db.prepare('SELECT COUNT(*) AS n FROM orders').get() as { n: number }).n).toBe(
+        manifest.database?.tables.orders,
+      );
       db.close();
     } finally {
       writer.kill('SIGKILL');
@@ -149,7 +160,7 @@ describe('verification', () => {
     const tar = gunzipSync(readFileSync(archivePath));
     const at = tar.indexOf(Buffer.from('"state"'));
     expect(at).toBeGreaterThan(0);
-    tar[at + 2] ^= 0x01;
+    tar[at + 2] = (tar[at + 2] as number) ^ 0x01;
     await writeFile(archivePath, gzipSync(tar));
     const record = await verifyBackup(fx.runtime, 'demo', result.backupId, 'full', { log: silentLogger });
     expect(record.ok).toBe(false);
@@ -161,12 +172,13 @@ describe('verification', () => {
   });
 
   it('names the entry being read when an encrypted archive is damaged', async () => {
-    fx = await fixture({ encrypt: true, sizeBytes: 1024 * 1024 });
+    fx = await fixture({ encrypt: true, sizeBytes: 8 * 1024 * 1024 });
     const result = await backup({ target: 'demo' }, { runtime: fx.runtime, log: silentLogger });
     const manifest = await readManifest(fx.runtime, 'demo', result.backupId);
     const archivePath = join(fx.dir, 'store', manifest.archive.key);
     const bytes = readFileSync(archivePath);
-    bytes[Math.floor(bytes.length / 3)] ^= 0x40;
+    const flip = Math.floor(bytes.length / 2);
+    bytes[flip] = (bytes[flip] as number) ^ 0x40;
     await writeFile(archivePath, bytes);
     const record = await verifyBackup(fx.runtime, 'demo', result.backupId, 'full', { log: silentLogger });
     expect(record.ok).toBe(false);
@@ -179,10 +191,13 @@ describe('verification', () => {
     const manifest = await readManifest(fx.runtime, 'demo', result.backupId);
     const archivePath = join(fx.dir, 'store', manifest.archive.key);
     const tar = gunzipSync(readFileSync(archivePath));
-    tar[tar.indexOf(Buffer.from('"state"')) + 2] ^= 0x01;
+    const at = tar.indexOf(Buffer.from('"state"')) + 2;
+    tar[at] = (tar[at] as number) ^ 0x01;
     await writeFile(archivePath, gzipSync(tar));
     const out = join(fx.dir, 'restored');
-    await expect(extractBackup(fx.runtime, 'demo', result.backupId, out)).rejects.toMatchObject({ code: 'VERIFY_FAILED' });
+    await expect(extractBackup(fx.runtime, 'demo', result.backupId, out)).rejects.toMatchObject({
+      code: 'VERIFY_FAILED',
+    });
     expect(readdirSync(fx.dir).filter((f) => f.includes('restored'))).toEqual([]);
   });
 });
@@ -190,12 +205,16 @@ describe('verification', () => {
 describe('requests and the catalog', () => {
   it('fails at once on a payload that does not parse, naming the field', async () => {
     fx = await fixture();
-    await expect(backup({ target: 'demo', kind: 'everything' }, { runtime: fx.runtime, log: silentLogger })).rejects.toMatchObject({
+    await expect(
+      backup({ target: 'demo', kind: 'everything' }, { runtime: fx.runtime, log: silentLogger }),
+    ).rejects.toMatchObject({
       code: 'INVALID_REQUEST',
       retryable: false,
       message: expect.stringContaining('kind'),
     });
-    await expect(backup({ target: 'nope' }, { runtime: fx.runtime, log: silentLogger })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(backup({ target: 'nope' }, { runtime: fx.runtime, log: silentLogger })).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+    });
   });
 
   it('makes one backup per scheduled slot', async () => {
@@ -218,7 +237,11 @@ describe('requests and the catalog', () => {
     }
     // Only the oldest was ever verified: it must survive although no daily rule keeps it.
     await verifyBackup(fx.runtime, 'demo', ids[0] as string, 'quick', { log: silentLogger });
-    const dry = await pruneBackups(fx.runtime, 'demo', { dryRun: true, log: silentLogger, now: new Date('2025-11-05T00:00:00Z') });
+    const dry = await pruneBackups(fx.runtime, 'demo', {
+      dryRun: true,
+      log: silentLogger,
+      now: new Date('2025-11-05T00:00:00Z'),
+    });
     expect(dry.plan.delete.map((d) => d.backupId)).toEqual([ids[1]]);
     expect(dry.plan.keep.find((k) => k.backupId === ids[0])?.reasons).toContain('newest verified backup');
     expect(await listBackups(fx.runtime, 'demo')).toHaveLength(4);

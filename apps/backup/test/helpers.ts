@@ -1,8 +1,7 @@
 // Builds a real runtime over a generated target for the backup app's tests.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeFile } from 'node:fs/promises';
 import { createRuntime, generateAgeKeyPair, parseConfig, type Runtime } from '@lifeboat/adapters';
 import type { LifeboatConfigInput } from '@lifeboat/domain';
 import { type GeneratedTarget, generateTarget } from '@lifeboat/testkit';
@@ -25,7 +24,10 @@ export async function fixture(
   } = {},
 ): Promise<Fixture> {
   const dir = await mkdtemp(join(tmpdir(), 'lifeboat-backup-test-'));
-  const target = await generateTarget(join(dir, 'target'), { sizeBytes: options.sizeBytes ?? 256 * 1024, seed: options.seed ?? 7 });
+  const target = await generateTarget(join(dir, 'target'), {
+    sizeBytes: options.sizeBytes ?? 256 * 1024,
+    seed: options.seed ?? 7,
+  });
   const document: LifeboatConfigInput = {
     store: { type: 'fs', path: 'store' },
     targets: { demo: { root: 'target' } },

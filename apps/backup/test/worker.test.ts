@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -84,7 +84,9 @@ describe('the backup worker as a separate process', () => {
       const { jobId } = await bus.enqueue('backup', { target: 'demo', reason: 'worker test', requestedBy: 'test' });
       const result = BackupResult.parse(await bus.result('backup', jobId, { timeoutMs: 60_000 }));
       const store = new S3ObjectStore(stackStoreConfig(stack, bucket, 'prod'));
-      const manifest = parseStoredManifest(JSON.parse(Buffer.from(await store.getBytes(layout.manifest('demo', result.backupId))).toString()));
+      const manifest = parseStoredManifest(
+        JSON.parse(Buffer.from(await store.getBytes(layout.manifest('demo', result.backupId))).toString()),
+      );
       expect(manifest.archive.size).toBe(result.bytes);
       expect((await store.head(manifest.archive.key))?.size).toBe(result.bytes);
       expect(manifest.database?.integrity.ok).toBe(true);
@@ -112,16 +114,28 @@ describe('the backup worker as a separate process', () => {
     }
   });
 
-  it('serves the CLI in distributed mode', () => {
-    const r = spawnSync(process.execPath, [join(repo, 'apps', 'cli', 'bin', 'lifeboat.js'), 'backup', '--json', '--reason', 'via cli'], {
-      cwd: dir,
-      env,
-      encoding: 'utf8',
-      timeout: 60_000,
+  it('serves the CLI in distributed mode', async () => {
+    // Not spawnSync: the S3 server may run inside this test process and must keep answering.
+    const cli = spawn(
+      process.execPath,
+      [join(repo, 'apps', 'cli', 'bin', 'lifeboat.js'), 'backup', '--json', '--reason', 'via cli'],
+      {
+        cwd: dir,
+        env,
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    cli.stdout.on('data', (c) => {
+      stdout += c;
     });
-    expect(r.stderr).toBe('');
-    expect(r.status).toBe(0);
-    expect(BackupResult.parse(JSON.parse(r.stdout)).target).toBe('demo');
+    cli.stderr.on('data', (c) => {
+      stderr += c;
+    });
+    const code = await new Promise((r) => cli.once('exit', r));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(BackupResult.parse(JSON.parse(stdout)).target).toBe('demo');
   });
 
   it('stops cleanly on SIGTERM', async () => {

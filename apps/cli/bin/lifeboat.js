@@ -2,6 +2,10 @@
 // The `lifeboat` command; the program itself is built into dist/ by `npm run build`.
 import { existsSync } from 'node:fs';
 
+// The lock file pins AWS SDK releases that support Node 20; its end-of-support notice is
+// noise on every command's stderr.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const main = new URL('../dist/main.js', import.meta.url);
 if (!existsSync(main)) {
   console.error('lifeboat: not built yet; run `npm run build` in the repository first');

@@ -34,7 +34,9 @@ function withGlobals(cmd: Command): Command {
 const demo = program.command('demo').description('a demo trading target to practise on');
 demo
   .command('init <dir>')
-  .description('create <dir>/target (a Sofia-shaped trading system), <dir>/store, <dir>/exchange and <dir>/lifeboat.yaml')
+  .description(
+    'create <dir>/target (a Sofia-shaped trading system), <dir>/store, <dir>/exchange and <dir>/lifeboat.yaml',
+  )
   .option('--size <size>', 'approximate size of the target, e.g. 10MiB, 1GiB', '10MiB')
   .addOption(new Option('--db <engine>', 'trading database engine').choices(['sqlite', 'postgres']).default('sqlite'))
   .option('--database-url <url>', 'PostgreSQL database for --db postgres (default: $DATABASE_URL)')
@@ -45,9 +47,14 @@ demo
 
 withGlobals(program.command('backup'))
   .description('back up the target: database, state files, reports, config and audit logs, in one consistent cut')
-  .addOption(new Option('--kind <kind>', 'what to back up').choices(['full', 'database', 'state', 'pre-change']).default('full'))
+  .addOption(
+    new Option('--kind <kind>', 'what to back up').choices(['full', 'database', 'state', 'pre-change']).default('full'),
+  )
   .option('--reason <text>', 'why (kept in the manifest)', 'manual')
-  .option('--scheduled-at <iso>', 'the schedule slot this backup is for (a second request for one slot makes no second backup)')
+  .option(
+    '--scheduled-at <iso>',
+    'the schedule slot this backup is for (a second request for one slot makes no second backup)',
+  )
   .option('--json', 'print one JSON result')
   .action(run((opts: Parameters<typeof backupCommand>[0]) => backupCommand(opts)));
 

@@ -55,7 +55,8 @@ export function progressPrinter(enabled: boolean) {
       let line = p.phase;
       if (p.bytes !== undefined) {
         line += ` ${formatBytes(p.bytes)}`;
-        if (p.totalBytes) line += ` / ${formatBytes(p.totalBytes)} (${Math.min(100, Math.round((p.bytes / p.totalBytes) * 100))}%)`;
+        if (p.totalBytes)
+          line += ` / ${formatBytes(p.totalBytes)} (${Math.min(100, Math.round((p.bytes / p.totalBytes) * 100))}%)`;
         if (secs > 0.2) line += `  ${formatBytes(p.bytes / secs)}/s`;
       } else if (p.detail) line += ` ${p.detail}`;
       process.stderr.write(`\r\x1b[K${line}`);

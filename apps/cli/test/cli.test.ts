@@ -49,7 +49,9 @@ describe('lifeboat CLI', () => {
     expect(r.stdout).toMatch(/OK: full verification of \d{8}T\d{6}Z-full-[0-9a-f]{4}/);
     expect(r.stdout).toContain('integrity_check of the extracted database: ok');
     // The secrets came back too: the demo encrypts, so .env is in the backup.
-    expect(readFileSync(join(demo, 'restored', '.env'), 'utf8')).toBe(readFileSync(join(demo, 'target', '.env'), 'utf8'));
+    expect(readFileSync(join(demo, 'restored', '.env'), 'utf8')).toBe(
+      readFileSync(join(demo, 'target', '.env'), 'utf8'),
+    );
     expect(statSync(join(demo, 'keys', 'age-identity.txt')).mode & 0o777).toBe(0o600);
   });
 
@@ -114,8 +116,18 @@ describe('lifeboat CLI', () => {
     const init = lifeboat(['demo', 'init', demo, '--size', '48MiB', '--no-encrypt', '--json']);
     expect(init.code).toBe(0);
     const config = join(demo, 'lifeboat.yaml');
-    await writeFile(config, `${readFileSync(config, 'utf8')}\n`.replace('verifyAfter: quick', 'verifyAfter: quick\n  abandonedUploadMinutes: 0'));
-    const child = spawn(process.execPath, [bin, 'backup', '--config', config], { cwd: repo, stdio: 'ignore', env: { ...process.env, LIFEBOAT_REDIS_URL: '' } });
+    await writeFile(
+      config,
+      `${readFileSync(config, 'utf8')}\n`.replace(
+        'verifyAfter: quick',
+        'verifyAfter: quick\n  abandonedUploadMinutes: 0',
+      ),
+    );
+    const child = spawn(process.execPath, [bin, 'backup', '--config', config], {
+      cwd: repo,
+      stdio: 'ignore',
+      env: { ...process.env, LIFEBOAT_REDIS_URL: '' },
+    });
     const incomplete = join(demo, 'store', '.incomplete');
     // Kill it once archive bytes are flowing into the store.
     const deadline = Date.now() + 60_000;
@@ -129,7 +141,9 @@ describe('lifeboat CLI', () => {
     const list = lifeboat(['backups', 'list', '--json', '--config', config]);
     expect(list.code).toBe(0);
     expect(JSON.parse(list.stdout).backups).toEqual([]);
-    const manifests = spawnSync('find', [join(demo, 'store'), '-name', 'manifest.json'], { encoding: 'utf8' }).stdout.trim();
+    const manifests = spawnSync('find', [join(demo, 'store'), '-name', 'manifest.json'], {
+      encoding: 'utf8',
+    }).stdout.trim();
     expect(manifests).toBe('');
     const prune = lifeboat(['prune', '--json', '--config', config]);
     expect(prune.code).toBe(0);

@@ -2,7 +2,7 @@
 // audit logs) streamed into one archive, described by a manifest that is written last.
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdtemp, open, rm } from 'node:fs/promises';
+import { type FileHandle, mkdtemp, open, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { type TarSourceEntry, writeArchive } from '@lifeboat/adapters';
@@ -112,7 +112,14 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       }
       const handle = await open(join(target.root, f.source), 'r');
       const st = await handle.stat();
-      cut.push({ ...f, path: archivePathFor(f.role, f.source), size: st.size, mode: st.mode & 0o777, mtime: st.mtime, handle });
+      cut.push({
+        ...f,
+        path: archivePathFor(f.role, f.source),
+        size: st.size,
+        mode: st.mode & 0o777,
+        mtime: st.mtime,
+        handle,
+      });
     }
     if (omitted.some((o) => o.reason.startsWith('secret'))) {
       log.warn(
@@ -137,6 +144,13 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       }
     }
     const dbEntryPath = snapshot ? `database/${snapshot.name}` : undefined;
+    // A SQLite file comes back with its own permissions; a dump is private.
+    const dbMode = dbSource
+      ? await stat(join(target.root, dbSource)).then(
+          (s) => s.mode & 0o777,
+          () => 0o600,
+        )
+      : 0o600;
     const dbSourceName = snapshot ? (dbSource ?? snapshot.name) : undefined;
 
     // 3. Stream everything into the archive; the manifest goes in last.
@@ -146,13 +160,19 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       sources.push({
         path: dbEntryPath,
         size: snap.size,
-        mode: 0o600,
+        mode: dbMode,
         mtime: createdAt,
         open: () => createReadStream(snap.file, { highWaterMark: 1 << 20 }),
       });
     }
     for (const f of cut) {
-      sources.push({ path: f.path, size: f.size, mode: f.mode, mtime: f.mtime, open: () => readRange(f.handle, f.size) });
+      sources.push({
+        path: f.path,
+        size: f.size,
+        mode: f.mode,
+        mtime: f.mtime,
+        open: () => readRange(f.handle, f.size),
+      });
     }
     const totalBytes = sources.reduce((n, s) => n + s.size, 0);
     archiveKey = layout.archive(target.name, backupId, encrypted);
@@ -173,8 +193,7 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
         appendOnlyOffsets: Object.fromEntries(cut.filter((f) => f.appendOnly).map((f) => [f.source, f.size])),
       },
       omitted,
-      database:
-        snapshot && dbEntryPath ? { ...snapshot.facts, path: dbEntryPath } : null,
+      database: snapshot && dbEntryPath ? { ...snapshot.facts, path: dbEntryPath } : null,
     };
     const archiveFacts = {
       key: archiveKey,
@@ -185,7 +204,15 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     const buildEntries = (written: readonly { path: string; size: number; sha256: string }[]): ManifestEntry[] =>
       written.map((w) => {
         if (w.path === dbEntryPath) {
-          return { path: w.path, source: dbSourceName as string, role: 'database', size: w.size, sha256: w.sha256, secret: false, mode: 0o600 };
+          return {
+            path: w.path,
+            source: dbSourceName as string,
+            role: 'database',
+            size: w.size,
+            sha256: w.sha256,
+            secret: false,
+            mode: dbMode,
+          };
         }
         const f = cut.find((c) => c.path === w.path) as CutFile;
         return {
@@ -244,7 +271,10 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       ctx.progress?.({ phase: `verify-${level}` });
       const record = await verifyBackup(runtime, target.name, backupId, level, ctx);
       if (!record.ok) {
-        throw new LifeboatError('VERIFY_FAILED', `backup ${backupId} failed its ${level} verification: ${record.problems.join('; ')}`);
+        throw new LifeboatError(
+          'VERIFY_FAILED',
+          `backup ${backupId} failed its ${level} verification: ${record.problems.join('; ')}`,
+        );
       }
     }
 

@@ -46,16 +46,23 @@ export async function readManifest(runtime: Runtime, target: string, backupId: s
   const key = layout.manifest(target, backupId);
   const bytes = await runtime.store.getBytes(key).catch((err) => {
     if (err instanceof LifeboatError && err.code === 'NOT_FOUND') {
-      throw new LifeboatError('NOT_FOUND', `backup ${backupId} of target ${target} not found in ${runtime.store.location}`, {
-        hint: 'list backups with `lifeboat backups list`',
-      });
+      throw new LifeboatError(
+        'NOT_FOUND',
+        `backup ${backupId} of target ${target} not found in ${runtime.store.location}`,
+        {
+          hint: 'list backups with `lifeboat backups list`',
+        },
+      );
     }
     throw err;
   });
   try {
     return parseStoredManifest(JSON.parse(Buffer.from(bytes).toString('utf8')));
   } catch (err) {
-    throw new LifeboatError('VERIFY_FAILED', `manifest ${key} is not a valid Lifeboat manifest: ${(err as Error).message.split('\n')[0]}`);
+    throw new LifeboatError(
+      'VERIFY_FAILED',
+      `manifest ${key} is not a valid Lifeboat manifest: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
 }
 

@@ -23,7 +23,12 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
   }
 }
 
-export async function extractBackup(runtime: Runtime, target: string, backupId: string, destination: string): Promise<ExtractResult> {
+export async function extractBackup(
+  runtime: Runtime,
+  target: string,
+  backupId: string,
+  destination: string,
+): Promise<ExtractResult> {
   const dest = resolve(destination);
   if (!(await isEmptyOrMissing(dest))) {
     throw new LifeboatError('CONFLICT', `cannot extract: ${dest} exists and is not empty`, {
@@ -51,22 +56,33 @@ export async function extractBackup(runtime: Runtime, target: string, backupId: 
     const problems: string[] = [];
     for (const f of files) {
       const e = bySource.get(f.entry);
-      if (e && (e.sha256 !== f.sha256 || e.size !== f.size)) problems.push(`${f.entry}: sha256 ${f.sha256}, expected ${e.sha256}`);
+      if (e && (e.sha256 !== f.sha256 || e.size !== f.size))
+        problems.push(`${f.entry}: sha256 ${f.sha256}, expected ${e.sha256}`);
     }
     const got = new Set(files.map((f) => f.entry));
     for (const e of manifest.entries) if (!got.has(e.path)) problems.push(`${e.path}: missing from the archive`);
-    if (opened.digest.sha256 !== manifest.archive.sha256) problems.push(`archive sha256 ${opened.digest.sha256}, expected ${manifest.archive.sha256}`);
+    if (opened.digest.sha256 !== manifest.archive.sha256)
+      problems.push(`archive sha256 ${opened.digest.sha256}, expected ${manifest.archive.sha256}`);
     if (problems.length) {
-      throw new LifeboatError('VERIFY_FAILED', `backup ${backupId} does not match its manifest: ${problems.join('; ')}`, {
-        hint: 'nothing was extracted; use another backup',
-      });
+      throw new LifeboatError(
+        'VERIFY_FAILED',
+        `backup ${backupId} does not match its manifest: ${problems.join('; ')}`,
+        {
+          hint: 'nothing was extracted; use another backup',
+        },
+      );
     }
     if (await isEmptyOrMissing(dest)) await rmdir(dest).catch(() => undefined);
     await rename(staging, dest);
     return {
       backupId,
       destination: dest,
-      files: files.map((f) => ({ path: f.path, size: f.size, sha256: f.sha256, role: bySource.get(f.entry)?.role ?? 'unknown' })),
+      files: files.map((f) => ({
+        path: f.path,
+        size: f.size,
+        sha256: f.sha256,
+        role: bySource.get(f.entry)?.role ?? 'unknown',
+      })),
       bytes: files.reduce((n, f) => n + f.size, 0),
     };
   } catch (err) {

@@ -1,7 +1,7 @@
 // Retention: compute the plan (GFS rules, the newest verified backup always kept), then
 // delete what it lets go — the manifest first, so a backup stops existing at once.
 import type { Runtime } from '@lifeboat/adapters';
-import { layout, parseBackupKey, type RetentionPlan, planRetention, type RetentionPolicy } from '@lifeboat/domain';
+import { layout, parseBackupKey, planRetention, type RetentionPlan, type RetentionPolicy } from '@lifeboat/domain';
 import type { Logger } from '../context.js';
 import { listBackups } from './catalog.js';
 
@@ -24,7 +24,11 @@ export async function pruneBackups(
   const policy = runtime.loaded.config.retention;
   const backups = await listBackups(runtime, target);
   const plan = planRetention(
-    backups.map((b) => ({ backupId: b.backupId, createdAt: new Date(b.createdAt), verified: b.verification?.ok === true })),
+    backups.map((b) => ({
+      backupId: b.backupId,
+      createdAt: new Date(b.createdAt),
+      verified: b.verification?.ok === true,
+    })),
     policy,
     now,
   );

@@ -52,11 +52,16 @@ async function checkEveryEntry(runtime: Runtime, manifest: Manifest, checks: Che
         let same = false;
         try {
           const inner = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Manifest;
-          same = inner.backupId === manifest.backupId && JSON.stringify(inner.entries) === JSON.stringify(manifest.entries);
+          same =
+            inner.backupId === manifest.backupId && JSON.stringify(inner.entries) === JSON.stringify(manifest.entries);
         } catch {
           same = false;
         }
-        checks.push({ name: 'manifest inside the archive', ok: same, detail: same ? 'matches the stored manifest' : 'differs from the stored manifest' });
+        checks.push({
+          name: 'manifest inside the archive',
+          ok: same,
+          detail: same ? 'matches the stored manifest' : 'differs from the stored manifest',
+        });
         continue;
       }
       const exp = expected.get(entry.path);
@@ -80,7 +85,9 @@ async function checkEveryEntry(runtime: Runtime, manifest: Manifest, checks: Che
       checks.push({
         name: `entry ${entry.path}`,
         ok,
-        detail: ok ? `sha256 ${exp.sha256}` : `sha256 ${hashed.digest.sha256} (${hashed.digest.size} bytes), expected ${exp.sha256} (${exp.size} bytes)`,
+        detail: ok
+          ? `sha256 ${exp.sha256}`
+          : `sha256 ${hashed.digest.sha256} (${hashed.digest.size} bytes), expected ${exp.sha256} (${exp.size} bytes)`,
       });
       if (ok && keepJson) {
         try {
@@ -93,16 +100,25 @@ async function checkEveryEntry(runtime: Runtime, manifest: Manifest, checks: Che
   } catch (err) {
     if (err instanceof LifeboatError && (err.code === 'VERIFY_FAILED' || err.code === 'ARCHIVE_UNSAFE')) {
       // Name the entry being read when the damage showed (a decryption or inflate error).
-      checks.push({ name: current ? `entry ${current}` : 'archive readable', ok: false, detail: `archive damaged while reading it: ${err.message}` });
+      checks.push({
+        name: current ? `entry ${current}` : 'archive readable',
+        ok: false,
+        detail: `archive damaged while reading it: ${err.message}`,
+      });
       return;
     }
     throw err;
   }
   const missing = manifest.entries.filter((e) => !seen.has(e.path));
-  for (const e of missing) checks.push({ name: `entry ${e.path}`, ok: false, detail: 'in the manifest but missing from the archive' });
+  for (const e of missing)
+    checks.push({ name: `entry ${e.path}`, ok: false, detail: 'in the manifest but missing from the archive' });
   const d = opened.digest;
   const archiveOk = d.size === manifest.archive.size && d.sha256 === manifest.archive.sha256;
-  checks.push({ name: 'archive checksum', ok: archiveOk, detail: archiveOk ? `sha256 ${d.sha256}` : `sha256 ${d.sha256}, expected ${manifest.archive.sha256}` });
+  checks.push({
+    name: 'archive checksum',
+    ok: archiveOk,
+    detail: archiveOk ? `sha256 ${d.sha256}` : `sha256 ${d.sha256}, expected ${manifest.archive.sha256}`,
+  });
 
   if (manifest.database && dbFile) {
     const inspection = await inspectDatabaseFile(manifest.database.engine, dbFile);
@@ -112,7 +128,11 @@ async function checkEveryEntry(runtime: Runtime, manifest: Manifest, checks: Che
       const diffs = Object.keys({ ...want, ...inspection.tables })
         .filter((t) => want[t] !== inspection.tables?.[t])
         .map((t) => `${t}: ${inspection.tables?.[t] ?? 'missing'} rows, manifest says ${want[t] ?? 'no such table'}`);
-      checks.push({ name: 'database row counts', ok: diffs.length === 0, detail: diffs.length ? diffs.join('; ') : 'equal to the manifest' });
+      checks.push({
+        name: 'database row counts',
+        ok: diffs.length === 0,
+        detail: diffs.length ? diffs.join('; ') : 'equal to the manifest',
+      });
     }
   }
 }
@@ -149,7 +169,13 @@ export async function verifyBackup(
     problems: failed.map((c) => `${c.name}: ${c.detail}`),
     checks,
   };
-  await runtime.store.put(verificationKey(target, backupId, at, level, record.ok), Buffer.from(`${JSON.stringify(record, null, 2)}\n`));
-  ctx.log[record.ok ? 'info' : 'error']({ backupId, level, ok: record.ok, problems: record.problems }, 'backup verified');
+  await runtime.store.put(
+    verificationKey(target, backupId, at, level, record.ok),
+    Buffer.from(`${JSON.stringify(record, null, 2)}\n`),
+  );
+  ctx.log[record.ok ? 'info' : 'error'](
+    { backupId, level, ok: record.ok, problems: record.problems },
+    'backup verified',
+  );
   return record;
 }

@@ -33,7 +33,8 @@ export async function backupCommand(
       ? scheduledBackupJobId(target, new Date(request.scheduledAt))
       : `backup:${target}:${randomUUID()}`;
     await bus.enqueue('backup', request, { jobId });
-    if (!opts.json) process.stderr.write(`backup of ${target} queued (${distributed() ? 'BullMQ' : 'embedded'}, job ${jobId})\n`);
+    if (!opts.json)
+      process.stderr.write(`backup of ${target} queued (${distributed() ? 'BullMQ' : 'embedded'}, job ${jobId})\n`);
     const raw = await bus.result('backup', jobId, { onProgress: (p) => progress.update(p), timeoutMs: 6 * 3600_000 });
     progress.done();
     const result = BackupResult.parse(raw);
@@ -81,7 +82,10 @@ export async function listCommand(opts: GlobalOptions & { json?: boolean }): Pro
   return EXIT.ok;
 }
 
-export async function verifyCommand(id: string, opts: GlobalOptions & { full?: boolean; json?: boolean }): Promise<number> {
+export async function verifyCommand(
+  id: string,
+  opts: GlobalOptions & { full?: boolean; json?: boolean },
+): Promise<number> {
   const runtime = await openRuntime(opts);
   const target = runtime.target(opts.target).name;
   const backupId = await resolveBackupId(runtime, target, id);
@@ -92,20 +96,29 @@ export async function verifyCommand(id: string, opts: GlobalOptions & { full?: b
   progress.done();
   if (opts.json) printJson(record);
   else {
-    console.log(`${record.ok ? 'OK' : 'FAILED'}: ${level} verification of ${backupId} in ${formatDuration(record.durationMs)}`);
-    for (const c of record.checks) if (!c.ok || level === 'quick') console.log(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
+    console.log(
+      `${record.ok ? 'OK' : 'FAILED'}: ${level} verification of ${backupId} in ${formatDuration(record.durationMs)}`,
+    );
+    for (const c of record.checks)
+      if (!c.ok || level === 'quick') console.log(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
     if (record.ok && level === 'full') console.log(`  ${record.checks.length} checks passed`);
   }
   return record.ok ? EXIT.ok : EXIT.failed;
 }
 
-export async function extractCommand(id: string, opts: GlobalOptions & { to: string; json?: boolean }): Promise<number> {
+export async function extractCommand(
+  id: string,
+  opts: GlobalOptions & { to: string; json?: boolean },
+): Promise<number> {
   const runtime = await openRuntime(opts);
   const target = runtime.target(opts.target).name;
   const backupId = await resolveBackupId(runtime, target, id);
   const result = await extractBackup(runtime, target, backupId, opts.to);
   if (opts.json) printJson(result);
-  else console.log(`extracted ${backupId}: ${result.files.length} files, ${formatBytes(result.bytes)} into ${result.destination} (checksums match the manifest)`);
+  else
+    console.log(
+      `extracted ${backupId}: ${result.files.length} files, ${formatBytes(result.bytes)} into ${result.destination} (checksums match the manifest)`,
+    );
   return EXIT.ok;
 }
 
@@ -120,7 +133,9 @@ export async function pruneCommand(opts: GlobalOptions & { dryRun?: boolean; jso
   const verb = result.dryRun ? 'would delete' : 'deleted';
   console.log(`retention for ${target}: keep ${result.plan.keep.length}, ${verb} ${result.plan.delete.length}`);
   for (const k of result.plan.keep) console.log(`  keep   ${k.backupId}  ${k.reasons.join(', ')}`);
-  for (const d of result.plan.delete) console.log(`  ${result.dryRun ? 'delete' : 'gone  '} ${d.backupId}  ${d.reasons.join(', ')}`);
-  if (result.abandoned.length) console.log(`  ${verb} ${result.abandoned.length} objects of backups that never committed`);
+  for (const d of result.plan.delete)
+    console.log(`  ${result.dryRun ? 'delete' : 'gone  '} ${d.backupId}  ${d.reasons.join(', ')}`);
+  if (result.abandoned.length)
+    console.log(`  ${verb} ${result.abandoned.length} objects of backups that never committed`);
   return EXIT.ok;
 }

@@ -25,7 +25,8 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
     throw new LifeboatError('INVALID_REQUEST', `--size: ${(err as Error).message}`);
   }
   const seed = Number(opts.seed);
-  if (!Number.isInteger(seed)) throw new LifeboatError('INVALID_REQUEST', `--seed must be a whole number, got "${opts.seed}"`);
+  if (!Number.isInteger(seed))
+    throw new LifeboatError('INVALID_REQUEST', `--seed must be a whole number, got "${opts.seed}"`);
   if (opts.db !== 'sqlite' && opts.db !== 'postgres') {
     throw new LifeboatError('INVALID_REQUEST', `--db must be sqlite or postgres, got "${opts.db}"`);
   }
@@ -35,7 +36,9 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
   }
   const existing = await readdir(root).catch(() => []);
   if (existing.length > 0) {
-    throw new LifeboatError('CONFLICT', `cannot init: ${root} exists and is not empty`, { hint: 'choose a new directory' });
+    throw new LifeboatError('CONFLICT', `cannot init: ${root} exists and is not empty`, {
+      hint: 'choose a new directory',
+    });
   }
   const started = Date.now();
   await mkdir(join(root, 'exchange'), { recursive: true });
@@ -96,11 +99,19 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
   };
   if (opts.json) printJson(summary);
   else {
-    console.log(`demo target created in ${root} (${formatBytes(generated.bytes)}, ${generated.files.length} files, ${formatDuration(summary.durationMs)})`);
+    console.log(
+      `demo target created in ${root} (${formatBytes(generated.bytes)}, ${generated.files.length} files, ${formatDuration(summary.durationMs)})`,
+    );
     console.log(`  target   ${summary.target}`);
-    console.log(`  database ${summary.database} (${Object.entries(generated.rowCounts).map(([t, n]) => `${t} ${n}`).join(', ')})`);
+    console.log(
+      `  database ${summary.database} (${Object.entries(generated.rowCounts)
+        .map(([t, n]) => `${t} ${n}`)
+        .join(', ')})`,
+    );
     console.log(`  store    ${summary.store}`);
-    console.log(`  config   ${configFile}${opts.encrypt ? ' (archives encrypted with age)' : ' (no encryption: .env files will be left out)'}`);
+    console.log(
+      `  config   ${configFile}${opts.encrypt ? ' (archives encrypted with age)' : ' (no encryption: .env files will be left out)'}`,
+    );
     console.log(`next: lifeboat backup --config ${configFile}`);
   }
   return EXIT.ok;

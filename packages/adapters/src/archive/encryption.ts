@@ -51,9 +51,13 @@ export async function readIdentityFile(path: string): Promise<string[]> {
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    throw new LifeboatError('ENCRYPTION_ERROR', `cannot read age identity file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
-      hint: 'check encryption.identityFile in lifeboat.yaml',
-    });
+    throw new LifeboatError(
+      'ENCRYPTION_ERROR',
+      `cannot read age identity file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`,
+      {
+        hint: 'check encryption.identityFile in lifeboat.yaml',
+      },
+    );
   }
   const ids = text
     .split(/\r?\n/)

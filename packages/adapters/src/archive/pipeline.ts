@@ -2,7 +2,7 @@
 // that computes every entry's sha256 and the archive's size and sha256 as the bytes go by;
 // and the reverse for reading. No temporary copy of the archive is ever made.
 import { createHash } from 'node:crypto';
-import { Readable, pipeline } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { type ByteStream, LifeboatError, type ObjectStore } from '@lifeboat/domain';
 import { decryptStream, encryptStream } from './encryption.js';
@@ -31,7 +31,8 @@ export function measure(source: AsyncIterable<Uint8Array>, onBytes?: (total: num
 
 /** Runs a Node transform over an async iterable, propagating errors from either side. */
 function through(source: AsyncIterable<Uint8Array>, transform: NodeJS.ReadWriteStream): AsyncIterable<Uint8Array> {
-  return pipeline(Readable.from(source, { objectMode: false, highWaterMark: 1 << 20 }), transform, () => {
+  // A small read-ahead keeps a damaged region close to the entry being read when it shows.
+  return pipeline(Readable.from(source, { objectMode: false, highWaterMark: 64 << 10 }), transform, () => {
     // errors surface through the returned stream's iteration
   }) as unknown as AsyncIterable<Uint8Array>;
 }
@@ -60,16 +61,16 @@ export interface WrittenArchive extends Digest {
 }
 
 /** Streams the entries into one archive object at `key`. */
-export async function writeArchive(store: ObjectStore, key: string, options: WriteArchiveOptions): Promise<WrittenArchive> {
+export async function writeArchive(
+  store: ObjectStore,
+  key: string,
+  options: WriteArchiveOptions,
+): Promise<WrittenArchive> {
   const written: TarWrittenEntry[] = [];
   const progress: ArchiveProgress = { sourceBytes: 0, archiveBytes: 0 };
   const trailer = options.trailer;
   const tar = measure(
-    writeTar(
-      options.entries,
-      (e) => written.push(e),
-      trailer ? () => trailer(written) : undefined,
-    ),
+    writeTar(options.entries, (e) => written.push(e), trailer ? () => trailer(written) : undefined),
     (n) => {
       progress.sourceBytes = n;
     },
@@ -120,6 +121,10 @@ export function readArchiveStream(source: ByteStream, options: OpenArchiveOption
 }
 
 /** Opens the archive object at `key` for reading. */
-export async function openArchive(store: ObjectStore, key: string, options: OpenArchiveOptions): Promise<OpenedArchive> {
+export async function openArchive(
+  store: ObjectStore,
+  key: string,
+  options: OpenArchiveOptions,
+): Promise<OpenedArchive> {
   return readArchiveStream(await store.get(key), options);
 }

@@ -111,7 +111,10 @@ class ByteReader {
     while (this.buf.length < n) {
       if (!(await this.fill())) {
         if (this.buf.length === 0) return null;
-        throw new LifeboatError('VERIFY_FAILED', `archive is truncated at byte ${this.offset + this.buf.length} of the tar stream`);
+        throw new LifeboatError(
+          'VERIFY_FAILED',
+          `archive is truncated at byte ${this.offset + this.buf.length} of the tar stream`,
+        );
       }
     }
     const out = this.buf.subarray(0, n);
@@ -166,7 +169,8 @@ function unsafe(path: string, why: string): LifeboatError {
 
 /** True for a relative path with no `..`, `.`, empty, absolute or drive-letter parts. */
 export function isSafeEntryPath(path: string): boolean {
-  if (!path || path.startsWith('/') || /^[A-Za-z]:/.test(path) || path.includes('\\') || path.includes('\0')) return false;
+  if (!path || path.startsWith('/') || /^[A-Za-z]:/.test(path) || path.includes('\\') || path.includes('\0'))
+    return false;
   const parts = path.replace(/\/+$/, '').split('/');
   return parts.every((p) => p !== '..' && p !== '.' && p !== '');
 }

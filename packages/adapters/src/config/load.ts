@@ -43,16 +43,23 @@ export async function loadConfig(path: string): Promise<LoadedConfig> {
     text = await readFile(abs, 'utf8');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    throw new LifeboatError('INVALID_CONFIG', `config file ${abs} ${code === 'ENOENT' ? 'not found' : `unreadable (${code})`}`, {
-      hint: 'pass --config <file>, set LIFEBOAT_CONFIG, or create one with `lifeboat demo init <dir>`',
-    });
+    throw new LifeboatError(
+      'INVALID_CONFIG',
+      `config file ${abs} ${code === 'ENOENT' ? 'not found' : `unreadable (${code})`}`,
+      {
+        hint: 'pass --config <file>, set LIFEBOAT_CONFIG, or create one with `lifeboat demo init <dir>`',
+      },
+    );
   }
   let document: unknown;
   try {
     document = parseYaml(text);
   } catch (err) {
     const where = err instanceof YAMLParseError && err.linePos ? ` line ${err.linePos[0].line}` : '';
-    throw new LifeboatError('INVALID_CONFIG', `${abs}${where}: not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    throw new LifeboatError(
+      'INVALID_CONFIG',
+      `${abs}${where}: not valid YAML: ${(err as Error).message.split('\n')[0]}`,
+    );
   }
   return parseConfig(document, abs, dirname(abs));
 }

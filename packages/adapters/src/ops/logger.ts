@@ -27,7 +27,10 @@ export function redactUrl(url: string): string {
   }
 }
 
-export function createLogger(name: string, options: { level?: string; destination?: NodeJS.WritableStream } = {}): Logger {
+export function createLogger(
+  name: string,
+  options: { level?: string; destination?: NodeJS.WritableStream } = {},
+): Logger {
   return pino(
     {
       name,

@@ -13,11 +13,24 @@ export interface OpsServerOptions {
 
 export function createOpsServer(options: OpsServerOptions): FastifyInstance {
   const app = Fastify({ logger: false });
-  const status = { type: 'object', properties: { status: { type: 'string' }, app: { type: 'string' }, version: { type: 'string' }, reason: { type: 'string' } } } as const;
-  app.get('/health', { schema: { response: { 200: status } } }, async () => ({ status: 'ok', app: options.app, version: options.version }));
+  const status = {
+    type: 'object',
+    properties: {
+      status: { type: 'string' },
+      app: { type: 'string' },
+      version: { type: 'string' },
+      reason: { type: 'string' },
+    },
+  } as const;
+  app.get('/health', { schema: { response: { 200: status } } }, async () => ({
+    status: 'ok',
+    app: options.app,
+    version: options.version,
+  }));
   app.get('/ready', { schema: { response: { 200: status, 503: status } } }, async (_req, reply) => {
     const reason = await options.readiness().catch((err: Error) => err.message);
-    if (reason) return reply.code(503).send({ status: 'not ready', app: options.app, version: options.version, reason });
+    if (reason)
+      return reply.code(503).send({ status: 'not ready', app: options.app, version: options.version, reason });
     return { status: 'ready', app: options.app, version: options.version };
   });
   app.get('/metrics', async (_req, reply) => {
