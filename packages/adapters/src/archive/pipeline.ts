@@ -14,17 +14,21 @@ export interface Digest {
 }
 
 /** Passes a stream through, counting and hashing it; `digest` is final once it has ended. */
-export function measure(source: AsyncIterable<Uint8Array>, onBytes?: (total: number) => void) {
-  const hash = createHash('sha256');
+export function measure(
+  source: AsyncIterable<Uint8Array>,
+  onBytes?: (total: number) => void,
+  options = { hash: true },
+) {
+  const hash = options.hash ? createHash('sha256') : undefined;
   const digest: Digest = { size: 0, sha256: '' };
   const stream = (async function* () {
     for await (const chunk of source) {
-      hash.update(chunk);
+      hash?.update(chunk);
       digest.size += chunk.length;
       onBytes?.(digest.size);
       yield chunk;
     }
-    digest.sha256 = hash.digest('hex');
+    digest.sha256 = hash?.digest('hex') ?? '';
   })();
   return { stream, digest };
 }
@@ -74,6 +78,8 @@ export async function writeArchive(
     (n) => {
       progress.sourceBytes = n;
     },
+    // Entries are hashed one by one in writeTar; the tar stream itself is only counted.
+    { hash: false },
   );
   let stream: AsyncIterable<Uint8Array> = through(tar.stream, createGzip({ level: options.compressionLevel ?? 6 }));
   if (options.recipients?.length) stream = encryptStream(stream, options.recipients);

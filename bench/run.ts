@@ -1,0 +1,201 @@
+// Benchmarks of Lifeboat operations against the shell commands a person would run instead,
+// on the same data in the same run: `npm run bench -- <name> [--size 1GiB] [--runs 3] [--json]`.
+// Each operation runs as a whole process, alternating with its baseline, and the table shows
+// median wall time, throughput, peak memory and the ratio Lifeboat / baseline.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { generateTarget } from '@lifeboat/testkit/generate';
+
+const repo = resolve(import.meta.dirname, '..');
+const cacheRoot = join(repo, '.bench-cache');
+const cli = join(repo, 'apps', 'cli', 'bin', 'lifeboat.js');
+
+interface Args {
+  name: string;
+  size: number;
+  sizeLabel: string;
+  runs: number;
+  json: boolean;
+}
+
+function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(k|kib|m|mib|g|gib)?$/i.exec(text.trim());
+  if (!m) throw new Error(`--size: "${text}" is not a size (try 100MiB or 1GiB)`);
+  const unit = (m[2] ?? '').toLowerCase();
+  const mult = unit.startsWith('g') ? 1024 ** 3 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('k') ? 1024 : 1;
+  return Math.round(Number(m[1]) * mult);
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { name: 'backup', size: 1024 ** 3, sizeLabel: '1GiB', runs: 3, json: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--size') {
+      args.sizeLabel = argv[++i] ?? '';
+      args.size = parseSize(args.sizeLabel);
+    } else if (a === '--runs') args.runs = Number(argv[++i]);
+    else if (a === '--json') args.json = true;
+    else if (!a.startsWith('-')) args.name = a;
+    else throw new Error(`unknown option ${a}`);
+  }
+  if (!Number.isInteger(args.runs) || args.runs < 1) throw new Error('--runs must be a positive whole number');
+  return args;
+}
+
+function dirBytes(dir: string): number {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    n += e.isDirectory() ? dirBytes(p) : statSync(p).size;
+  }
+  return n;
+}
+
+interface Measured {
+  wallS: number;
+  peakRssMiB: number;
+}
+
+/** Runs a shell command under GNU time; returns wall seconds and the peak RSS of its largest process. */
+function timed(command: string, cwd: string): Measured {
+  const report = join(cacheRoot, 'time.txt');
+  const started = process.hrtime.bigint();
+  const r = spawnSync('/usr/bin/time', ['-f', '%M', '-o', report, 'bash', '-c', command], {
+    cwd,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  const wallS = Number(process.hrtime.bigint() - started) / 1e9;
+  if (r.status !== 0) throw new Error(`"${command}" failed (${r.status}): ${r.stderr.toString().slice(-2000)}`);
+  const kib = Number(readFileSync(report, 'utf8').trim().split('\n').at(-1));
+  return { wallS, peakRssMiB: kib / 1024 };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+async function dataset(size: number, label: string): Promise<string> {
+  const dir = join(cacheRoot, `sqlite-${label}-seed1`);
+  const done = join(dir, '.complete');
+  if (existsSync(done)) return join(dir, 'target');
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  process.stderr.write(`generating a ${label} Sofia-shaped target in ${dir} (cached for later runs)…\n`);
+  await generateTarget(join(dir, 'target'), { sizeBytes: size, seed: 1 });
+  writeFileSync(done, new Date().toISOString());
+  return join(dir, 'target');
+}
+
+/** backup: `lifeboat backup` vs the runbook's backup.sh (sqlite3 .backup + cp + tar -czf). */
+async function benchBackup(args: Args) {
+  const target = await dataset(args.size, args.sizeLabel);
+  const work = join(cacheRoot, 'work-backup');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const config = join(work, 'lifeboat.yaml');
+  writeFileSync(config, `store:\n  type: fs\n  path: store\ntargets:\n  bench:\n    root: ${target}\n`);
+  const sourceBytes = dirBytes(target);
+  // The runbook's "Automated Daily Backup", steps 1-4, over the same files (audit logs added).
+  const runbook = [
+    'set -e',
+    'BACKUP_DIR="$PWD/sofia/$(date +%Y%m%d)"',
+    'mkdir -p "$BACKUP_DIR"',
+    `cd ${JSON.stringify(target)}`,
+    'sqlite3 trading.db ".backup $BACKUP_DIR/trading.db"',
+    'cp kill_switch_state.json "$BACKUP_DIR/"',
+    'cp shadow_orders.jsonl "$BACKUP_DIR/"',
+    'cp -r reports/ "$BACKUP_DIR/"',
+    'cp -r logs/ "$BACKUP_DIR/"',
+    'cp .env "$BACKUP_DIR/.env.backup"',
+    'cp .env.testnet "$BACKUP_DIR/"',
+    'cd "$(dirname "$BACKUP_DIR")"',
+    'tar -czf "$BACKUP_DIR.tar.gz" "$(basename "$BACKUP_DIR")"',
+    'rm -rf "$BACKUP_DIR"',
+  ].join('\n');
+  const lifeboat = `node ${JSON.stringify(cli)} backup --config lifeboat.yaml --reason bench`;
+  const a: Measured[] = [];
+  const b: Measured[] = [];
+  let lifeboatArchive = 0;
+  let runbookArchive = 0;
+  for (let i = 0; i < args.runs; i++) {
+    rmSync(join(work, 'store'), { recursive: true, force: true });
+    rmSync(join(work, 'sofia'), { recursive: true, force: true });
+    a.push(timed(lifeboat, work));
+    lifeboatArchive = dirBytes(join(work, 'store'));
+    b.push(timed(runbook, work));
+    runbookArchive = dirBytes(join(work, 'sofia'));
+    process.stderr.write(
+      `run ${i + 1}/${args.runs}: lifeboat ${a.at(-1)?.wallS.toFixed(2)} s, runbook ${b.at(-1)?.wallS.toFixed(2)} s\n`,
+    );
+  }
+  const mib = sourceBytes / 1024 ** 2;
+  const row = (name: string, ms: Measured[], archive: number) => ({
+    name,
+    medianWallS: median(ms.map((m) => m.wallS)),
+    minWallS: Math.min(...ms.map((m) => m.wallS)),
+    maxWallS: Math.max(...ms.map((m) => m.wallS)),
+    mibPerS: mib / median(ms.map((m) => m.wallS)),
+    peakRssMiB: Math.max(...ms.map((m) => m.peakRssMiB)),
+    archiveBytes: archive,
+  });
+  const rows = [
+    row('lifeboat backup (+ quick verify)', a, lifeboatArchive),
+    row('runbook: sqlite3 .backup + cp + tar -czf', b, runbookArchive),
+  ];
+  return {
+    bench: 'backup',
+    size: args.sizeLabel,
+    sourceBytes,
+    runs: args.runs,
+    rows,
+    ratio: (rows[0]?.medianWallS ?? 0) / (rows[1]?.medianWallS ?? 1),
+  };
+}
+
+const BENCHES: Record<string, (args: Args) => Promise<Awaited<ReturnType<typeof benchBackup>>>> = {
+  backup: benchBackup,
+};
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const names = args.name === 'all' ? Object.keys(BENCHES) : [args.name];
+  const results = [];
+  for (const name of names) {
+    const bench = BENCHES[name];
+    if (!bench) throw new Error(`unknown benchmark "${name}" (have: ${Object.keys(BENCHES).join(', ')}, all)`);
+    if (!existsSync(join(repo, 'apps', 'cli', 'dist', 'main.js'))) throw new Error('run `npm run build` first');
+    mkdirSync(cacheRoot, { recursive: true });
+    results.push(await bench(args));
+  }
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify({ machine: machine(), results }, null, 2)}\n`);
+    return;
+  }
+  for (const r of results) {
+    console.log(
+      `\n${r.bench}: ${r.size} target (${(r.sourceBytes / 1024 ** 2).toFixed(0)} MiB of files), median of ${r.runs} runs`,
+    );
+    console.log(
+      `  ${'operation'.padEnd(44)} ${'wall s'.padStart(8)} ${'MiB/s'.padStart(8)} ${'peak RSS MiB'.padStart(13)} ${'archive MiB'.padStart(12)}`,
+    );
+    for (const row of r.rows) {
+      console.log(
+        `  ${row.name.padEnd(44)} ${row.medianWallS.toFixed(2).padStart(8)} ${row.mibPerS.toFixed(1).padStart(8)} ${row.peakRssMiB.toFixed(0).padStart(13)} ${(row.archiveBytes / 1024 ** 2).toFixed(1).padStart(12)}`,
+      );
+    }
+    console.log(`  ratio lifeboat / runbook (wall time): ${r.ratio.toFixed(2)}`);
+  }
+  console.log(`\n${machine()}`);
+}
+
+function machine(): string {
+  return `node ${process.version}, ${process.arch}, ${spawnSync('nproc').stdout.toString().trim()} cores, ${new Date().toISOString()}`;
+}
+
+main().catch((err) => {
+  console.error(`bench: ${err.message}`);
+  process.exit(1);
+});
