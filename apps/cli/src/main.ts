@@ -2,7 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { backupCommand, extractCommand, listCommand, pruneCommand, verifyCommand } from './commands/backup.js';
 import { demoInitCommand } from './commands/demo.js';
-import { describeError, EXIT, exitCodeFor } from './output.js';
+import { describeError, EXIT, errorJson, exitCodeFor, printJson } from './output.js';
 
 const program = new Command('lifeboat')
   .description('Disaster recovery for trading systems: verified backups, kill-switch-first restores, measured drills.')
@@ -19,6 +19,8 @@ function run(action: Action) {
       process.exitCode = await (action as (...a: unknown[]) => Promise<number>)(...args);
     } catch (err) {
       console.error(describeError(err));
+      // Scripts asking for --json get the error as JSON on stdout too.
+      if (process.argv.includes('--json')) printJson({ error: errorJson(err) });
       process.exitCode = exitCodeFor(err);
     }
   };

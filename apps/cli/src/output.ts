@@ -18,6 +18,11 @@ export function describeError(err: unknown): string {
   return `lifeboat: ${(err as Error)?.message ?? String(err)}`;
 }
 
+export function errorJson(err: unknown): { code: string; message: string; hint?: string } {
+  if (isLifeboatError(err)) return err.toJSON();
+  return { code: 'INTERNAL', message: (err as Error)?.message ?? String(err) };
+}
+
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;

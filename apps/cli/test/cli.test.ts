@@ -68,6 +68,9 @@ describe('lifeboat CLI', () => {
       expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toContain('backup 20250101T000000Z-full-abcd of target demo not found');
+      const json = lifeboat(['verify', '20250101T000000Z-full-abcd', '--json', '--config', config]);
+      expect(json.code).toBe(2);
+      expect(JSON.parse(json.stdout).error).toMatchObject({ code: 'NOT_FOUND' });
     });
 
     it('a malformed lifeboat.yaml, naming the key', async () => {
