@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import Database from 'better-sqlite3';
@@ -11,7 +11,9 @@ import {
   extractBackup,
   listBackups,
   pruneBackups,
+  readCatalog,
   readManifest,
+  resolveBackupId,
   silentLogger,
   verifyBackup,
 } from '../src/index.js';
@@ -261,5 +263,155 @@ describe('requests and the catalog', () => {
     expect(await listBackups(fx.runtime, 'demo')).toEqual([]);
     const stored = allFiles(join(fx.dir, 'store')).filter((f) => !f.startsWith('.incomplete'));
     expect(stored).toEqual([]);
+  });
+});
+
+describe('what the target throws at a backup', () => {
+  it('never keeps a torn copy of a state file rewritten in place during the backup', async () => {
+    fx = await fixture();
+    const state = join(fx.target.dir, 'kill_switch_state.json');
+    // A writer that truncates and rewrites the file, as `json.dump(open(p, 'w'))` does.
+    const writer = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const fs = require('fs');
+         const events = Array.from({ length: 3000 }, (_, i) => ({ trigger: 'manual', reason: 'drill ' + i, timestamp: new Date().toISOString(), metadata: {}, activated: i % 2 === 0 }));
+         const body = JSON.stringify({ state: 'ON', events, last_updated: new Date().toISOString() });
+         process.stdout.write('ready\\n');
+         for (;;) { const fd = fs.openSync(${JSON.stringify(state)}, 'w'); for (let i = 0; i < body.length; i += 4096) fs.writeSync(fd, body.slice(i, i + 4096)); fs.closeSync(fd); }`,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    try {
+      await new Promise<void>((resolve) => writer.stdout.once('data', () => resolve()));
+      for (let i = 0; i < 6; i++) {
+        const r = await backup({ target: 'demo', kind: 'state' }, { runtime: fx.runtime, log: silentLogger });
+        const record = await verifyBackup(fx.runtime, 'demo', r.backupId, 'full', { log: silentLogger });
+        // Either the copy is whole (it parses) or the backup says plainly that it could not get one.
+        if (!record.ok) expect(r.warnings.join('\n')).toContain('kill_switch_state.json');
+        else expect(record.problems).toEqual([]);
+      }
+    } finally {
+      writer.kill('SIGKILL');
+    }
+  });
+
+  it('backs up more files than the process may hold open at once', async () => {
+    fx = await fixture({ config: { backup: { verifyAfter: 'none' } } });
+    await mkdir(join(fx.target.dir, 'reports', 'many'), { recursive: true });
+    for (let i = 0; i < 400; i++) await writeFile(join(fx.target.dir, 'reports', 'many', `r${i}.json`), `{"n":${i}}`);
+    const cli = join(import.meta.dirname, '..', '..', 'cli', 'bin', 'lifeboat.js');
+    await writeFile(
+      join(fx.dir, 'lifeboat.yaml'),
+      'store:\n  type: fs\n  path: store\ntargets:\n  demo:\n    root: target\n',
+    );
+    const r = spawnSync(
+      'bash',
+      ['-c', `ulimit -n 128 && exec "${process.execPath}" "${cli}" backup --json --config lifeboat.yaml`],
+      {
+        cwd: fx.dir,
+        encoding: 'utf8',
+        env: { ...process.env, LIFEBOAT_REDIS_URL: '' },
+      },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout).entries).toBeGreaterThan(400);
+  });
+
+  it('keeps two files whose names differ only by the role folder apart', async () => {
+    fx = await fixture({
+      encrypt: true,
+      config: { targets: { demo: { root: 'target', files: { state: ['kill_switch_state.json', 'state/**'] } } } },
+    });
+    await mkdir(join(fx.target.dir, 'state'));
+    await writeFile(join(fx.target.dir, 'state', 'kill_switch_state.json'), '{"state":"AUTO"}');
+    const r = await backup({ target: 'demo' }, { runtime: fx.runtime, log: silentLogger });
+    const record = await verifyBackup(fx.runtime, 'demo', r.backupId, 'full', { log: silentLogger });
+    expect(record.problems).toEqual([]);
+    const out = join(fx.dir, 'restored');
+    await extractBackup(fx.runtime, 'demo', r.backupId, out);
+    expect(readFileSync(join(out, 'state', 'kill_switch_state.json'), 'utf8')).toBe('{"state":"AUTO"}');
+    expect(readFileSync(join(out, 'kill_switch_state.json'), 'utf8')).toBe(
+      readFileSync(join(fx.target.dir, 'kill_switch_state.json'), 'utf8'),
+    );
+  });
+
+  it('accepts a database path written as ./trading.db', async () => {
+    fx = await fixture({
+      config: { targets: { demo: { root: 'target', database: { engine: 'sqlite', path: './trading.db' } } } },
+    });
+    const r = await backup({ target: 'demo' }, { runtime: fx.runtime, log: silentLogger });
+    const manifest = await readManifest(fx.runtime, 'demo', r.backupId);
+    expect(manifest.entries.find((e) => e.role === 'database')?.source).toBe('trading.db');
+    expect(manifest.entries.filter((e) => e.source === 'trading.db')).toHaveLength(1);
+  });
+
+  it('names a symbolic link it did not follow', async () => {
+    fx = await fixture();
+    await symlink(join(fx.target.dir, 'logs'), join(fx.target.dir, 'logs-link'));
+    await rm(join(fx.target.dir, 'reports'), { recursive: true });
+    await symlink(join(fx.dir), join(fx.target.dir, 'reports'));
+    const r = await backup({ target: 'demo' }, { runtime: fx.runtime, log: silentLogger });
+    const manifest = await readManifest(fx.runtime, 'demo', r.backupId);
+    expect(manifest.omitted).toContainEqual({
+      source: 'reports',
+      role: 'reports',
+      reason: 'symbolic link (not followed)',
+    });
+  });
+
+  it('refuses a database backup of a target without a database', async () => {
+    fx = await fixture({ config: { targets: { demo: { root: 'target', database: null } } } });
+    await expect(
+      backup({ target: 'demo', kind: 'database' }, { runtime: fx.runtime, log: silentLogger }),
+    ).rejects.toMatchObject({
+      code: 'INVALID_REQUEST',
+    });
+    const r = await backup({ target: 'demo' }, { runtime: fx.runtime, log: silentLogger });
+    expect((await readManifest(fx.runtime, 'demo', r.backupId)).database).toBeNull();
+  });
+});
+
+describe('the catalog under damage', () => {
+  it('treats one slot written two ways as the same slot', async () => {
+    fx = await fixture();
+    const a = await backup(
+      { target: 'demo', scheduledAt: '2025-11-25T02:00:00Z' },
+      { runtime: fx.runtime, log: silentLogger },
+    );
+    const b = await backup(
+      { target: 'demo', scheduledAt: '2025-11-25T04:00:00.000+02:00' },
+      { runtime: fx.runtime, log: silentLogger },
+    );
+    expect(b.backupId).toBe(a.backupId);
+  });
+
+  it('lists around a manifest that does not read, and "latest" skips a backup that failed verification', async () => {
+    fx = await fixture();
+    const good = await backup(
+      { target: 'demo' },
+      { runtime: fx.runtime, log: silentLogger, now: () => new Date('2025-11-01T00:00:00Z') },
+    );
+    const bad = await backup(
+      { target: 'demo' },
+      { runtime: fx.runtime, log: silentLogger, now: () => new Date('2025-11-02T00:00:00Z') },
+    );
+    const broken = await backup(
+      { target: 'demo' },
+      { runtime: fx.runtime, log: silentLogger, now: () => new Date('2025-11-03T00:00:00Z') },
+    );
+    await writeFile(join(fx.dir, 'store', 'demo', 'backups', broken.backupId, 'manifest.json'), '{"format":');
+    const archive = join(fx.dir, 'store', (await readManifest(fx.runtime, 'demo', bad.backupId)).archive.key);
+    await writeFile(archive, Buffer.concat([readFileSync(archive), Buffer.from('x')]));
+    await verifyBackup(fx.runtime, 'demo', bad.backupId, 'quick', { log: silentLogger });
+
+    const catalog = await readCatalog(fx.runtime, 'demo');
+    expect(catalog.backups.map((b) => b.backupId)).toEqual([good.backupId, bad.backupId]);
+    expect(catalog.unreadable).toEqual([
+      { backupId: broken.backupId, problem: expect.stringContaining('not a valid Lifeboat manifest') },
+    ]);
+    expect(await resolveBackupId(fx.runtime, 'demo', 'latest')).toBe(good.backupId);
   });
 });

@@ -110,7 +110,7 @@ describe('lifeboat CLI', () => {
       expect(lifeboat(['backup', '--config', config]).code).toBe(0);
       const r = lifeboat(['extract', 'latest', '--to', join(dir, 'errors', 'target'), '--config', config]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain('is not empty');
+      expect(r.stderr).toContain('is not an empty directory');
     });
   });
 

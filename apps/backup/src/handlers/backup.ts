@@ -2,10 +2,10 @@
 // audit logs) streamed into one archive, described by a manifest that is written last.
 import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdtemp, open, rm, stat } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, sep } from 'node:path';
-import { type TarSourceEntry, writeArchive } from '@lifeboat/adapters';
+import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
+import { type ResolvedTarget, type TarSourceEntry, type TarWrittenEntry, writeArchive } from '@lifeboat/adapters';
 import {
   BackupRequest,
   BackupResult,
@@ -15,28 +15,15 @@ import {
   LifeboatError,
   layout,
   MANIFEST_FORMAT,
-  type Manifest,
+  Manifest,
   type ManifestEntry,
   makeBackupId,
 } from '@lifeboat/domain';
 import { type BackupContext, contextDefaults, throttled } from '../context.js';
-import { archivePathFor, type SelectedFile, selectFiles } from '../select-files.js';
+import { type CutFile, cutFiles } from '../cut.js';
+import { archivePathFor, selectFiles } from '../select-files.js';
 import { listBackups } from './catalog.js';
 import { verifyBackup } from './verify.js';
-
-interface CutFile extends SelectedFile {
-  path: string;
-  size: number;
-  mode: number;
-  mtime: Date;
-  /** Opened at the cut, so the bytes read are the ones that existed then. */
-  handle: FileHandle;
-}
-
-function readRange(handle: FileHandle, size: number): AsyncIterable<Uint8Array> {
-  if (size === 0) return (async function* () {})();
-  return createReadStream('', { fd: handle, start: 0, end: size - 1, autoClose: false, highWaterMark: 1 << 20 });
-}
 
 export function parseBackupRequest(payload: unknown): BackupRequest {
   const parsed = BackupRequest.safeParse(payload);
@@ -44,6 +31,22 @@ export function parseBackupRequest(payload: unknown): BackupRequest {
     throw new LifeboatError('INVALID_REQUEST', describeZodError(parsed.error, 'backup request'));
   }
   return parsed.data;
+}
+
+/** Where a SQLite database sits relative to the target root (its own name when it lives elsewhere). */
+function sqliteSource(target: ResolvedTarget): string | undefined {
+  const db = target.config.database;
+  if (db?.engine !== 'sqlite') return undefined;
+  const rel = relative(target.root, resolve(target.root, db.path));
+  return rel.startsWith('..') || isAbsolute(rel) ? basename(db.path) : rel.split(sep).join('/');
+}
+
+/** The committed backup for a schedule slot, unless it failed its verification. */
+async function existingForSlot(ctx: BackupContext, target: string, scheduledAt: string) {
+  const slot = new Date(scheduledAt).getTime();
+  return (await listBackups(ctx.runtime, target)).find(
+    (b) => b.scheduledAt !== undefined && new Date(b.scheduledAt).getTime() === slot && b.verification?.ok !== false,
+  );
 }
 
 /** Runs one backup. Bad input fails at once; a crash at any point leaves no manifest. */
@@ -54,9 +57,18 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
   const { runtime, log } = ctx;
   const target = runtime.target(request.target);
   const store = runtime.store;
+  const settings = runtime.loaded.config.backup;
+
+  const includeDatabase = request.kind !== 'state';
+  const includeFiles = request.kind !== 'database';
+  if (request.kind === 'database' && !target.config.database) {
+    throw new LifeboatError('INVALID_REQUEST', `target ${target.name} has no database to back up (kind "database")`, {
+      hint: `set targets.${target.name}.database in ${runtime.loaded.path}, or use --kind state`,
+    });
+  }
 
   if (request.scheduledAt) {
-    const existing = (await listBackups(runtime, target.name)).find((b) => b.scheduledAt === request.scheduledAt);
+    const existing = await existingForSlot(ctx, target.name, request.scheduledAt);
     if (existing) {
       log.info({ backupId: existing.backupId, scheduledAt: request.scheduledAt }, 'backup for this slot exists');
       return BackupResult.parse({
@@ -75,53 +87,41 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     }
   }
 
-  const abandonedMs = runtime.loaded.config.backup.abandonedUploadMinutes * 60_000;
   try {
-    const removed = await store.cleanupIncomplete(layout.backupsPrefix(target.name), abandonedMs);
+    const removed = await store.cleanupIncomplete(
+      layout.backupsPrefix(target.name),
+      settings.abandonedUploadMinutes * 60_000,
+    );
     if (removed.length) log.warn({ removed }, 'removed abandoned uploads of earlier backups');
   } catch (err) {
     throw inStep('check store', err);
   }
 
-  const includeDatabase = request.kind !== 'state';
-  const includeFiles = request.kind !== 'database';
   const engine = includeDatabase ? runtime.engineFor(target) : null;
   const recipients = runtime.recipients;
   const encrypted = recipients.length > 0;
-
-  const staging = await mkdtemp(join(ctx.stagingDir ?? tmpdir(), 'lifeboat-backup-'));
-  const cut: CutFile[] = [];
+  const stagingRoot = ctx.stagingDir ?? settings.stagingDir ?? tmpdir();
+  const staging = await mkdtemp(resolve(runtime.loaded.baseDir, stagingRoot, 'lifeboat-backup-'));
   let archiveKey: string | undefined;
   let committed = false;
   try {
-    // 1. Choose the files and open them: the cut for files is the moment they are opened.
-    const dbSource =
-      target.config.database?.engine === 'sqlite' ? target.config.database.path.split(sep).join('/') : undefined;
+    // 1. The cut: the files first (append-only ones by size, others copied), then the database.
+    const dbSource = sqliteSource(target);
     const selection = includeFiles
       ? await selectFiles(target.root, target.config, dbSource ? [dbSource] : []).catch((err) => {
           throw new LifeboatError('TARGET_ERROR', `cannot read target directory ${target.root}: ${err.message}`, {
             hint: `check targets.${target.name}.root in ${runtime.loaded.path}`,
           });
         })
-      : { files: [], skipped: [] };
+      : { files: [], skipped: [], warnings: [] };
     const omitted: Manifest['omitted'] = [...selection.skipped];
-    for (const f of selection.files) {
-      if (f.secret && !encrypted) {
-        omitted.push({ source: f.source, role: f.role, reason: 'secret, and no encryption recipient is configured' });
-        continue;
-      }
-      const handle = await open(join(target.root, f.source), 'r');
-      const st = await handle.stat();
-      cut.push({
-        ...f,
-        path: archivePathFor(f.role, f.source),
-        size: st.size,
-        mode: st.mode & 0o777,
-        mtime: st.mtime,
-        handle,
-      });
-    }
-    if (omitted.some((o) => o.reason.startsWith('secret'))) {
+    const warnings = [...selection.warnings];
+    const chosen = selection.files.filter((f) => {
+      if (!f.secret || encrypted) return true;
+      omitted.push({ source: f.source, role: f.role, reason: 'secret, and no encryption recipient is configured' });
+      return false;
+    });
+    if (chosen.length < selection.files.length) {
       log.warn(
         { omitted: omitted.filter((o) => o.reason.startsWith('secret')).map((o) => o.source) },
         'secret files left out: configure encryption.recipients to include them',
@@ -129,54 +129,64 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     }
     const createdAt = now();
     const backupId = makeBackupId(createdAt, request.kind, randomBytes(2).toString('hex'));
-    ctx.progress?.({ phase: 'snapshot', detail: backupId });
+    ctx.progress?.({ phase: 'cut', detail: backupId });
+    let cut: CutFile[];
+    try {
+      cut = await cutFiles(target.root, chosen, staging, (f) => archivePathFor(f.role, f.source), warnings);
+    } catch (err) {
+      throw inStep('cut files', err);
+    }
 
-    // 2. The database snapshot, right after the files' cut.
     let snapshot: DatabaseSnapshot | null = null;
     if (engine) {
+      ctx.progress?.({ phase: 'snapshot', detail: engine.location });
       try {
         snapshot = await engine.snapshot(staging);
       } catch (err) {
         throw inStep('snapshot database', err);
       }
       if (!snapshot.facts.integrity.ok) {
-        log.warn({ detail: snapshot.facts.integrity.detail }, 'the database snapshot fails its integrity check');
+        warnings.push(`database: the snapshot fails its integrity check: ${snapshot.facts.integrity.detail}`);
       }
     }
-    const dbEntryPath = snapshot ? `database/${snapshot.name}` : undefined;
-    // A SQLite file comes back with its own permissions; a dump is private.
-    const dbMode = dbSource
-      ? await stat(join(target.root, dbSource)).then(
-          (s) => s.mode & 0o777,
-          () => 0o600,
-        )
-      : 0o600;
-    const dbSourceName = snapshot ? (dbSource ?? snapshot.name) : undefined;
+    for (const w of warnings) log.warn({ backupId }, w);
 
-    // 3. Stream everything into the archive; the manifest goes in last.
+    // 2. Everything streams into the archive; the manifest goes in last.
     const sources: TarSourceEntry[] = [];
-    if (snapshot && dbEntryPath) {
+    const entryFor = new Map<string, Omit<ManifestEntry, 'size' | 'sha256'>>();
+    if (snapshot) {
       const snap = snapshot;
+      const path = `database/${snap.name}`;
+      // A SQLite file comes back with its own permissions; a dump is private.
+      const mode = dbSource
+        ? await stat(resolve(target.root, dbSource)).then(
+            (s) => s.mode & 0o777,
+            () => 0o600,
+          )
+        : 0o600;
       sources.push({
-        path: dbEntryPath,
+        path,
         size: snap.size,
-        mode: dbMode,
+        mode,
         mtime: createdAt,
         open: () => createReadStream(snap.file, { highWaterMark: 1 << 20 }),
       });
+      entryFor.set(path, { path, source: dbSource ?? snap.name, role: 'database', secret: false, mode });
     }
     for (const f of cut) {
-      sources.push({
+      sources.push({ path: f.path, size: f.size, mode: f.mode, mtime: f.mtime, open: f.open });
+      entryFor.set(f.path, {
         path: f.path,
-        size: f.size,
+        source: f.source,
+        role: f.role,
+        secret: f.secret,
         mode: f.mode,
-        mtime: f.mtime,
-        open: () => readRange(f.handle, f.size),
+        ...(f.appendOnly ? { appendOnlyOffset: f.size } : {}),
       });
     }
     const totalBytes = sources.reduce((n, s) => n + s.size, 0);
     archiveKey = layout.archive(target.name, backupId, encrypted);
-    const manifestBase: Omit<Manifest, 'entries' | 'archive'> = {
+    const manifestBase = {
       format: MANIFEST_FORMAT,
       backupId,
       target: target.name,
@@ -186,57 +196,41 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       ...(request.scheduledAt ? { scheduledAt: request.scheduledAt } : {}),
       createdAt: createdAt.toISOString(),
       host,
-      tool: { name: 'lifeboat', version },
+      tool: { name: 'lifeboat' as const, version },
       consistency: {
-        method: snapshot?.method ?? 'none',
+        method: snapshot?.method ?? ('none' as const),
         ...(snapshot?.position ? { position: snapshot.position } : {}),
         appendOnlyOffsets: Object.fromEntries(cut.filter((f) => f.appendOnly).map((f) => [f.source, f.size])),
       },
       omitted,
-      database: snapshot && dbEntryPath ? { ...snapshot.facts, path: dbEntryPath } : null,
+      warnings,
+      database: snapshot ? { ...snapshot.facts, path: `database/${snapshot.name}` } : null,
     };
     const archiveFacts = {
       key: archiveKey,
       compression: 'gzip' as const,
       encryption: encrypted ? { type: 'age' as const, recipients: [...recipients] } : null,
     };
+    const toEntries = (written: readonly TarWrittenEntry[]): ManifestEntry[] =>
+      written.map((w) => ({ ...(entryFor.get(w.path) as ManifestEntry), size: w.size, sha256: w.sha256 }));
+    // Checked before anything is written: a manifest readers would reject must never be committed.
+    const checked = (m: unknown): Manifest => {
+      const parsed = Manifest.safeParse(m);
+      if (!parsed.success) throw new LifeboatError('INTERNAL', describeZodError(parsed.error, 'manifest'));
+      return parsed.data;
+    };
     let entries: ManifestEntry[] = [];
-    const buildEntries = (written: readonly { path: string; size: number; sha256: string }[]): ManifestEntry[] =>
-      written.map((w) => {
-        if (w.path === dbEntryPath) {
-          return {
-            path: w.path,
-            source: dbSourceName as string,
-            role: 'database',
-            size: w.size,
-            sha256: w.sha256,
-            secret: false,
-            mode: dbMode,
-          };
-        }
-        const f = cut.find((c) => c.path === w.path) as CutFile;
-        return {
-          path: w.path,
-          source: f.source,
-          role: f.role,
-          size: w.size,
-          sha256: w.sha256,
-          secret: f.secret,
-          mode: f.mode,
-          ...(f.appendOnly ? { appendOnlyOffset: f.size } : {}),
-        };
-      });
     const report = throttled(ctx.progress);
     let written: Awaited<ReturnType<typeof writeArchive>>;
     try {
       written = await writeArchive(store, archiveKey, {
         entries: sources,
-        compressionLevel: runtime.loaded.config.backup.compressionLevel,
+        compressionLevel: settings.compressionLevel,
         recipients,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         trailer: (w) => {
-          entries = buildEntries(w);
-          const inner: Manifest = { ...manifestBase, entries, archive: archiveFacts };
+          entries = toEntries(w);
+          const inner = checked({ ...manifestBase, entries, archive: archiveFacts });
           return { path: 'manifest.json', body: Buffer.from(`${JSON.stringify(inner, null, 2)}\n`) };
         },
         onProgress: (p) => report.push({ phase: 'archive', bytes: p.sourceBytes, totalBytes }),
@@ -246,13 +240,13 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     }
     report.flush();
 
-    // 4. The commit point: the manifest, written last.
-    const manifest: Manifest = {
+    // 3. The commit point: the manifest, written last.
+    const manifest = checked({
       ...manifestBase,
       completedAt: now().toISOString(),
       entries,
       archive: { ...archiveFacts, size: written.size, sha256: written.sha256 },
-    };
+    });
     const manifestKey = layout.manifest(target.name, backupId);
     try {
       await store.put(manifestKey, Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
@@ -265,8 +259,8 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       'backup committed',
     );
 
-    // 5. Prove the stored copy reads back as written.
-    const level = runtime.loaded.config.backup.verifyAfter;
+    // 4. Prove the stored copy reads back as written.
+    const level = settings.verifyAfter;
     if (level !== 'none') {
       ctx.progress?.({ phase: `verify-${level}` });
       const record = await verifyBackup(runtime, target.name, backupId, level, ctx);
@@ -288,6 +282,7 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       entries: entries.length,
       encrypted,
       omitted: omitted.map((o) => ({ source: o.source, reason: o.reason })),
+      warnings,
       verification: level,
       deduplicated: false,
     });
@@ -296,7 +291,6 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     if (!committed && archiveKey) await store.delete(archiveKey).catch(() => undefined);
     throw err;
   } finally {
-    await Promise.all(cut.map((f) => f.handle.close().catch(() => undefined)));
     await rm(staging, { recursive: true, force: true });
   }
 }

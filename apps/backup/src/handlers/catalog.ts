@@ -1,7 +1,15 @@
 // The catalog of a target's backups, read from the object store: a backup exists when its
 // manifest does; verification records beside it say whether it was proven readable.
 import type { Runtime } from '@lifeboat/adapters';
-import { LifeboatError, layout, type Manifest, parseBackupKey, parseStoredManifest } from '@lifeboat/domain';
+import {
+  describeZodError,
+  LifeboatError,
+  layout,
+  type Manifest,
+  parseBackupKey,
+  parseStoredManifest,
+} from '@lifeboat/domain';
+import { ZodError } from 'zod';
 
 export interface VerificationSummary {
   level: 'quick' | 'full';
@@ -22,6 +30,7 @@ export interface BackupSummary {
   encrypted: boolean;
   database: { engine: string; tables: Record<string, number> } | null;
   omitted: number;
+  warnings: number;
   /** The latest verification, if any. */
   verification: VerificationSummary | null;
 }
@@ -59,15 +68,19 @@ export async function readManifest(runtime: Runtime, target: string, backupId: s
   try {
     return parseStoredManifest(JSON.parse(Buffer.from(bytes).toString('utf8')));
   } catch (err) {
-    throw new LifeboatError(
-      'VERIFY_FAILED',
-      `manifest ${key} is not a valid Lifeboat manifest: ${(err as Error).message.split('\n')[0]}`,
-    );
+    const why = err instanceof ZodError ? describeZodError(err) : (err as Error).message.split('\n')[0];
+    throw new LifeboatError('VERIFY_FAILED', `manifest ${key} is not a valid Lifeboat manifest: ${why}`);
   }
 }
 
-/** Every committed backup of a target, oldest first. */
-export async function listBackups(runtime: Runtime, target: string): Promise<BackupSummary[]> {
+export interface Catalog {
+  /** Every committed backup whose manifest reads, oldest first. */
+  backups: BackupSummary[];
+  /** Manifests that exist but do not read: listed, never fatal, so one bad object blocks nothing. */
+  unreadable: Array<{ backupId: string; problem: string }>;
+}
+
+export async function readCatalog(runtime: Runtime, target: string): Promise<Catalog> {
   const manifests: string[] = [];
   const verifications = new Map<string, VerificationSummary>();
   for await (const obj of runtime.store.list(layout.backupsPrefix(target))) {
@@ -82,10 +95,19 @@ export async function listBackups(runtime: Runtime, target: string): Promise<Bac
       if (!prev || prev.at < at) verifications.set(parts.backupId, { level: v.level, ok: v.ok, at });
     }
   }
-  const out: BackupSummary[] = [];
+  const catalog: Catalog = { backups: [], unreadable: [] };
   for (const backupId of manifests.sort()) {
-    const m = await readManifest(runtime, target, backupId);
-    out.push({
+    let m: Manifest & { archive: { size: number } };
+    try {
+      m = await readManifest(runtime, target, backupId);
+    } catch (err) {
+      if (err instanceof LifeboatError && err.code === 'VERIFY_FAILED') {
+        catalog.unreadable.push({ backupId, problem: err.message });
+        continue;
+      }
+      throw err;
+    }
+    catalog.backups.push({
       backupId,
       target,
       kind: m.kind,
@@ -98,24 +120,35 @@ export async function listBackups(runtime: Runtime, target: string): Promise<Bac
       encrypted: m.archive.encryption !== null,
       database: m.database ? { engine: m.database.engine, tables: m.database.tables } : null,
       omitted: m.omitted.length,
+      warnings: m.warnings.length,
       verification: verifications.get(backupId) ?? null,
     });
   }
-  return out;
+  return catalog;
 }
 
-/** Resolves `latest` (the newest backup) or checks that an id exists. */
+/** Every committed, readable backup of a target, oldest first. */
+export async function listBackups(runtime: Runtime, target: string): Promise<BackupSummary[]> {
+  return (await readCatalog(runtime, target)).backups;
+}
+
+/** Resolves `latest` (the newest backup not known to be damaged) or checks that an id exists. */
 export async function resolveBackupId(runtime: Runtime, target: string, idOrLatest: string): Promise<string> {
   if (idOrLatest !== 'latest') {
     await readManifest(runtime, target, idOrLatest);
     return idOrLatest;
   }
   const all = await listBackups(runtime, target);
-  const newest = all.at(-1);
+  const newest = all.filter((b) => b.verification?.ok !== false).at(-1);
   if (!newest) {
-    throw new LifeboatError('NOT_FOUND', `target ${target} has no backups in ${runtime.store.location}`, {
-      hint: 'make one with `lifeboat backup`',
-    });
+    const failed = all.length ? ` (${all.length} failed verification)` : '';
+    throw new LifeboatError(
+      'NOT_FOUND',
+      `target ${target} has no usable backup in ${runtime.store.location}${failed}`,
+      {
+        hint: 'make one with `lifeboat backup`, or name a backup id',
+      },
+    );
   }
   return newest.backupId;
 }

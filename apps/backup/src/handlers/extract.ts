@@ -4,7 +4,8 @@
 import { mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { extractEntries, openArchive, type Runtime } from '@lifeboat/adapters';
-import { LifeboatError } from '@lifeboat/domain';
+import { type JobProgress, LifeboatError } from '@lifeboat/domain';
+import { throttled } from '../context.js';
 import { readManifest } from './catalog.js';
 
 export interface ExtractResult {
@@ -18,7 +19,9 @@ async function isEmptyOrMissing(dir: string): Promise<boolean> {
   try {
     return (await readdir(dir)).length === 0;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return true;
+    if (code === 'ENOTDIR') return false;
     throw err;
   }
 }
@@ -28,22 +31,25 @@ export async function extractBackup(
   target: string,
   backupId: string,
   destination: string,
+  onProgress?: (p: JobProgress) => void,
 ): Promise<ExtractResult> {
   const dest = resolve(destination);
   if (!(await isEmptyOrMissing(dest))) {
-    throw new LifeboatError('CONFLICT', `cannot extract: ${dest} exists and is not empty`, {
+    throw new LifeboatError('CONFLICT', `cannot extract: ${dest} exists and is not an empty directory`, {
       hint: 'choose a new directory; Lifeboat never overwrites files by extracting',
     });
   }
   const manifest = await readManifest(runtime, target, backupId);
   const bySource = new Map(manifest.entries.map((e) => [e.path, e]));
   await mkdir(dirname(dest), { recursive: true });
+  const report = throttled(onProgress);
   const staging = join(dirname(dest), `.${basename(dest)}.lifeboat-staging-${process.pid}-${Date.now()}`);
   await mkdir(staging);
   try {
     const opened = await openArchive(runtime.store, manifest.archive.key, {
       encrypted: manifest.archive.encryption !== null,
       identities: manifest.archive.encryption ? await runtime.identities() : [],
+      onBytes: (bytes) => report.push({ phase: 'extract', bytes, totalBytes: manifest.archive.size }),
     });
     const files = await extractEntries(opened.entries, staging, {
       // Only what the manifest lists is written, at the path the target had it.
@@ -53,6 +59,7 @@ export async function extractBackup(
         return e?.secret ? 0o600 : (e?.mode ?? 0o644) & 0o777;
       },
     });
+    report.flush();
     const problems: string[] = [];
     for (const f of files) {
       const e = bySource.get(f.entry);

@@ -3,8 +3,8 @@ import { randomUUID } from 'node:crypto';
 import {
   type BackupSummary,
   extractBackup,
-  listBackups,
   pruneBackups,
+  readCatalog,
   resolveBackupId,
   verifyBackup,
 } from '@lifeboat/backup';
@@ -35,7 +35,24 @@ export async function backupCommand(
     await bus.enqueue('backup', request, { jobId });
     if (!opts.json)
       process.stderr.write(`backup of ${target} queued (${distributed() ? 'BullMQ' : 'embedded'}, job ${jobId})\n`);
-    const raw = await bus.result('backup', jobId, { onProgress: (p) => progress.update(p), timeoutMs: 6 * 3600_000 });
+    // A job nobody picks up would wait silently: say so once, then keep waiting.
+    let heard = false;
+    const notice =
+      distributed() && !opts.json
+        ? setTimeout(() => {
+            if (!heard)
+              process.stderr.write('still queued after 10 s: is a backup worker running on this Redis and prefix?\n');
+          }, 10_000)
+        : undefined;
+    const raw = await bus
+      .result('backup', jobId, {
+        onProgress: (p) => {
+          heard = true;
+          progress.update(p);
+        },
+        timeoutMs: 6 * 3600_000,
+      })
+      .finally(() => clearTimeout(notice));
     progress.done();
     const result = BackupResult.parse(raw);
     if (opts.json) printJson(result);
@@ -47,6 +64,7 @@ export async function backupCommand(
           `${result.deduplicated ? ' (already made for this slot)' : ''}`,
       );
       for (const o of result.omitted) console.log(`  left out ${o.source}: ${o.reason}`);
+      for (const w of result.warnings) console.log(`  warning: ${w}`);
     }
     return EXIT.ok;
   } finally {
@@ -63,11 +81,12 @@ function verificationLabel(b: BackupSummary): string {
 export async function listCommand(opts: GlobalOptions & { json?: boolean }): Promise<number> {
   const runtime = await openRuntime(opts);
   const target = runtime.target(opts.target).name;
-  const backups = await listBackups(runtime, target);
+  const { backups, unreadable } = await readCatalog(runtime, target);
   if (opts.json) {
-    printJson({ target, store: runtime.store.location, backups });
+    printJson({ target, store: runtime.store.location, backups, unreadable });
     return EXIT.ok;
   }
+  for (const u of unreadable) console.error(`warning: ${u.problem}`);
   if (backups.length === 0) {
     console.log(`no backups of ${target} in ${runtime.store.location}`);
     return EXIT.ok;
@@ -76,7 +95,7 @@ export async function listCommand(opts: GlobalOptions & { json?: boolean }): Pro
   for (const b of backups) {
     console.log(
       `  ${b.backupId}  ${b.kind.padEnd(10)} ${formatBytes(b.bytes).padStart(10)}  ${String(b.entries).padStart(4)} entries` +
-        `  ${b.encrypted ? 'encrypted' : 'plain    '}  ${verificationLabel(b)}`,
+        `  ${b.encrypted ? 'encrypted' : 'plain    '}  ${verificationLabel(b)}${b.warnings ? `  ${b.warnings} warning(s)` : ''}`,
     );
   }
   return EXIT.ok;
@@ -91,8 +110,7 @@ export async function verifyCommand(
   const backupId = await resolveBackupId(runtime, target, id);
   const level = opts.full ? 'full' : 'quick';
   const progress = progressPrinter(!opts.json && process.stderr.isTTY === true);
-  progress.update({ phase: `verifying ${backupId} (${level})` });
-  const record = await verifyBackup(runtime, target, backupId, level, { log: cliLogger() });
+  const record = await verifyBackup(runtime, target, backupId, level, { log: cliLogger(), progress: progress.update });
   progress.done();
   if (opts.json) printJson(record);
   else {
@@ -113,7 +131,10 @@ export async function extractCommand(
   const runtime = await openRuntime(opts);
   const target = runtime.target(opts.target).name;
   const backupId = await resolveBackupId(runtime, target, id);
-  const result = await extractBackup(runtime, target, backupId, opts.to);
+  const progress = progressPrinter(!opts.json && process.stderr.isTTY === true);
+  const result = await extractBackup(runtime, target, backupId, opts.to, progress.update).finally(() =>
+    progress.done(),
+  );
   if (opts.json) printJson(result);
   else
     console.log(

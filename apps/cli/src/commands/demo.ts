@@ -112,6 +112,11 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
     console.log(
       `  config   ${configFile}${opts.encrypt ? ' (archives encrypted with age)' : ' (no encryption: .env files will be left out)'}`,
     );
+    if (opts.db === 'postgres' && databaseUrl && new URL(databaseUrl).password) {
+      console.log(
+        '  the database URL carries a password, so lifeboat.yaml reads it from DATABASE_URL: export it before a backup',
+      );
+    }
     console.log(`next: lifeboat backup --config ${configFile}`);
   }
   return EXIT.ok;

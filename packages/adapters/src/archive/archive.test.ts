@@ -136,7 +136,7 @@ describe('archive pipeline', () => {
         // read through
       }
     };
-    await expect(drain([])).rejects.toMatchObject({ code: 'ENCRYPTION_ERROR' });
+    await expect(drain([])).rejects.toMatchObject({ code: 'INVALID_CONFIG' });
     await expect(drain([other.identity])).rejects.toMatchObject({ code: 'ENCRYPTION_ERROR' });
   });
 

@@ -23,8 +23,8 @@ export async function* encryptStream(source: Bytes, recipients: readonly string[
 /** Decrypts an age byte stream with the identities (`AGE-SECRET-KEY-1…`). */
 export async function* decryptStream(source: Bytes, identities: readonly string[]): AsyncGenerator<Uint8Array> {
   if (identities.length === 0) {
-    throw new LifeboatError('ENCRYPTION_ERROR', 'the archive is encrypted and no age identity is configured', {
-      hint: 'set encryption.identityFile in lifeboat.yaml or pass --identity <file>',
+    throw new LifeboatError('INVALID_CONFIG', 'the archive is encrypted and no age identity is configured', {
+      hint: 'set encryption.identityFile in lifeboat.yaml, or LIFEBOAT_AGE_IDENTITY_FILE',
     });
   }
   const d = new Decrypter();
@@ -52,11 +52,9 @@ export async function readIdentityFile(path: string): Promise<string[]> {
     text = await readFile(path, 'utf8');
   } catch (err) {
     throw new LifeboatError(
-      'ENCRYPTION_ERROR',
+      'INVALID_CONFIG',
       `cannot read age identity file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`,
-      {
-        hint: 'check encryption.identityFile in lifeboat.yaml',
-      },
+      { hint: 'check encryption.identityFile in lifeboat.yaml, or LIFEBOAT_AGE_IDENTITY_FILE' },
     );
   }
   const ids = text
@@ -64,7 +62,7 @@ export async function readIdentityFile(path: string): Promise<string[]> {
     .map((l) => l.trim())
     .filter((l) => l.startsWith('AGE-SECRET-KEY-'));
   if (ids.length === 0) {
-    throw new LifeboatError('ENCRYPTION_ERROR', `age identity file ${path} holds no AGE-SECRET-KEY line`);
+    throw new LifeboatError('INVALID_CONFIG', `age identity file ${path} holds no AGE-SECRET-KEY line`);
   }
   return ids;
 }

@@ -94,6 +94,8 @@ export async function writeArchive(
 export interface OpenArchiveOptions {
   encrypted: boolean;
   identities?: readonly string[];
+  /** Called with the running count of stored bytes read. */
+  onBytes?: (total: number) => void;
 }
 
 export interface OpenedArchive {
@@ -119,7 +121,7 @@ async function* damagedAsVerifyFailure(source: AsyncIterable<Uint8Array>): Async
 
 /** Reads the entries of a stored archive, decrypting when it is encrypted. */
 export function readArchiveStream(source: ByteStream, options: OpenArchiveOptions): OpenedArchive {
-  const raw = measure(source);
+  const raw = measure(source, options.onBytes);
   let plain: AsyncIterable<Uint8Array> = raw.stream;
   if (options.encrypted) plain = decryptStream(plain, options.identities ?? []);
   const tarStream = damagedAsVerifyFailure(through(plain, createGunzip()));

@@ -8,6 +8,7 @@ import { Header, Pax } from 'tar';
 
 const BLOCK = 512;
 const ZERO_BLOCK = Buffer.alloc(BLOCK);
+const MAX_EXTENDED_HEADER = 1 << 20;
 
 export interface TarSourceEntry {
   path: string;
@@ -198,6 +199,9 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
     const size = header.size ?? 0;
     const type = header.type;
     if (type === 'ExtendedHeader' || type === 'GlobalExtendedHeader' || type === 'NextFileHasLongPath') {
+      // Extended headers are read into memory, so their size is bounded.
+      if (size > MAX_EXTENDED_HEADER)
+        throw unsafe(header.path ?? '', `an extended header of ${size} bytes (limit ${MAX_EXTENDED_HEADER})`);
       const chunks: Buffer[] = [];
       for await (const c of reader.chunks(size)) chunks.push(c);
       await reader.exact((BLOCK - (size % BLOCK)) % BLOCK);

@@ -30,7 +30,11 @@ export function createRuntime(loaded: LoadedConfig, env: NodeJS.ProcessEnv = pro
     identities: () => {
       const file = config.encryption?.identityFile ?? env.LIFEBOAT_AGE_IDENTITY_FILE;
       if (!file) return Promise.resolve([]);
-      identities ??= readIdentityFile(resolvePath(baseDir, file));
+      // A failed read is not remembered: a worker recovers once the file is mounted.
+      identities ??= readIdentityFile(resolvePath(baseDir, file)).catch((err) => {
+        identities = undefined;
+        throw err;
+      });
       return identities;
     },
   };

@@ -15,7 +15,10 @@ export const BackupRequest = z
     reason: z.string().max(500).default('manual'),
     requestedBy: z.string().min(1).max(200).default('cli'),
     /** Set by schedulers: the slot this backup is for; a second request for one slot makes no second backup. */
-    scheduledAt: z.iso.datetime().optional(),
+    scheduledAt: z.iso
+      .datetime({ offset: true })
+      .transform((t) => new Date(t).toISOString())
+      .optional(),
   })
   .strict();
 export type BackupRequest = z.infer<typeof BackupRequest>;
@@ -31,6 +34,7 @@ export const BackupResult = z.object({
   entries: z.number().int().nonnegative(),
   encrypted: z.boolean(),
   omitted: z.array(z.object({ source: z.string(), reason: z.string() })),
+  warnings: z.array(z.string()).default([]),
   verification: z.enum(['none', 'quick', 'full']),
   /** True when an earlier run had already made the backup for this scheduled slot. */
   deduplicated: z.boolean().default(false),

@@ -58,7 +58,7 @@ export type DatabaseConfig = z.infer<typeof DatabaseConfig>;
 export const DEFAULT_FILES = {
   state: ['kill_switch_state.json', 'shadow_orders.jsonl'],
   reports: ['reports/**'],
-  config: ['.env', '.env.*'],
+  config: ['.env*'],
   audit: ['logs/**/*.jsonl', 'logs/**/*.log'],
 } as const;
 
@@ -79,7 +79,7 @@ export const TargetConfig = z
     /** Files only ever appended to: copied up to the byte offset recorded at the cut. */
     appendOnly: z.array(z.string()).default(['*.jsonl', '**/*.jsonl', '**/*.log']),
     /** Files holding secrets: stored only inside an encrypted archive. */
-    secrets: z.array(z.string()).default(['.env', '.env.*', '**/.env', '**/.env.*']),
+    secrets: z.array(z.string()).default(['.env*', '**/.env*']),
   })
   .strict();
 export type TargetConfig = z.infer<typeof TargetConfig>;
@@ -120,6 +120,8 @@ export const LifeboatConfig = z
         compressionLevel: z.number().int().min(1).max(9).default(6),
         /** Incomplete uploads older than this many minutes are aborted when a backup starts. */
         abandonedUploadMinutes: z.number().int().nonnegative().default(60),
+        /** Where the database snapshot and the copies of small files wait while they are archived (default: the OS temp dir). */
+        stagingDir: z.string().min(1).optional(),
       })
       .strict()
       .prefault({}),

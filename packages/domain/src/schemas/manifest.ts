@@ -82,6 +82,8 @@ export const Manifest = z.object({
   entries: z.array(ManifestEntry),
   /** Files matched by the target's rules but left out, with why (e.g. a secret with no recipient). */
   omitted: z.array(z.object({ source: z.string(), role: EntryRole, reason: z.string() })),
+  /** What an operator should know about this backup (a state file that kept changing, a failed integrity check). */
+  warnings: z.array(z.string()).default([]),
   database: DatabaseFacts.nullable(),
   archive: ArchiveFacts,
 });
