@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parseSize } from '@lifeboat/domain';
 import { generateTarget } from '@lifeboat/testkit/generate';
 
 const repo = resolve(import.meta.dirname, '..');
@@ -17,14 +18,6 @@ interface Args {
   sizeLabel: string;
   runs: number;
   json: boolean;
-}
-
-function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(k|kib|m|mib|g|gib)?$/i.exec(text.trim());
-  if (!m) throw new Error(`--size: "${text}" is not a size (try 100MiB or 1GiB)`);
-  const unit = (m[2] ?? '').toLowerCase();
-  const mult = unit.startsWith('g') ? 1024 ** 3 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('k') ? 1024 : 1;
-  return Math.round(Number(m[1]) * mult);
 }
 
 function parseArgs(argv: string[]): Args {

@@ -1,7 +1,9 @@
 // How the CLI talks to people and scripts: one JSON document with --json, readable lines
 // otherwise, progress on a terminal, and exit codes (0 ok, 1 the operation failed, 2 usage
 // or configuration error).
-import { isLifeboatError, type JobProgress } from '@lifeboat/domain';
+import { formatBytes, isLifeboatError, type JobProgress } from '@lifeboat/domain';
+
+export { formatBytes, parseSize } from '@lifeboat/domain';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
@@ -23,30 +25,10 @@ export function errorJson(err: unknown): { code: string; message: string; hint?:
   return { code: 'INTERNAL', message: (err as Error)?.message ?? String(err) };
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
-
 export function formatDuration(ms: number): string {
   if (ms < 1000) return `${Math.round(ms)} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
   return `${Math.floor(ms / 60_000)}m ${Math.round((ms % 60_000) / 1000)}s`;
-}
-
-/** Parses sizes like `10MiB`, `1GiB`, `500KB`, `1048576`. */
-export function parseSize(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)\s*(b|k|kb|kib|m|mb|mib|g|gb|gib)?$/i.exec(text.trim());
-  if (!m) throw new Error(`"${text}" is not a size (try 10MiB or 1GiB)`);
-  const unit = (m[2] ?? 'b').toLowerCase();
-  const mult = unit.startsWith('g') ? 1024 ** 3 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('k') ? 1024 : 1;
-  return Math.round(Number(m[1]) * mult);
 }
 
 /** Progress on stderr when it is a terminal; silent otherwise (logs and pipes stay clean). */

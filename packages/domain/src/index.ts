@@ -11,3 +11,4 @@ export * from './schemas/backup.js';
 export * from './schemas/config.js';
 export * from './schemas/manifest.js';
 export * from './target-schema.js';
+export * from './units.js';
