@@ -92,20 +92,12 @@ export async function* readChunks(body: ByteStream | Uint8Array, signal?: AbortS
     return;
   }
   const iterator = body[Symbol.asyncIterator]();
-  let onAbort: (() => void) | undefined;
-  const aborted = signal
-    ? new Promise<never>((_, reject) => {
-        onAbort = () => reject(signal.reason);
-        signal.addEventListener('abort', onAbort, { once: true });
-      })
-    : undefined;
-  aborted?.catch(() => {});
   let finished = false;
   let waiting = false;
   try {
     while (true) {
       waiting = true;
-      const next = aborted ? await Promise.race([iterator.next(), aborted]) : await iterator.next();
+      const next = signal ? await nextOrAbort(iterator, signal) : await iterator.next();
       waiting = false;
       if (next.done) {
         finished = true;
@@ -116,7 +108,6 @@ export async function* readChunks(body: ByteStream | Uint8Array, signal?: AbortS
       yield typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Uint8Array);
     }
   } finally {
-    if (signal && onAbort) signal.removeEventListener('abort', onAbort);
     if (!finished) {
       // A source still busy in next() would make an awaited return() wait for it; don't.
       const closing = iterator.return?.();
@@ -124,6 +115,32 @@ export async function* readChunks(body: ByteStream | Uint8Array, signal?: AbortS
       else await closing?.catch(() => {});
     }
   }
+}
+
+/**
+ * The iterator's next result, or the abort reason once signal aborts. A listener per call,
+ * removed when the call settles: racing every chunk against one long-lived promise would
+ * keep every chunk reachable from that promise until the end of the stream.
+ */
+function nextOrAbort<T>(iterator: AsyncIterator<T>, signal: AbortSignal): Promise<IteratorResult<T>> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    iterator.next().then(
+      (result) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(result);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
 }
 
 interface SystemError extends Error {
