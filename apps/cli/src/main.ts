@@ -2,6 +2,7 @@
 import { Command, CommanderError, Option } from 'commander';
 import { backupCommand, extractCommand, listCommand, pruneCommand, verifyCommand } from './commands/backup.js';
 import { demoInitCommand } from './commands/demo.js';
+import { demoStartCommand, demoStopCommand } from './commands/demo-run.js';
 import { describeError, EXIT, errorJson, exitCodeFor, printJson } from './output.js';
 
 const program = new Command('lifeboat')
@@ -46,6 +47,21 @@ demo
   .option('--no-encrypt', 'no age key pair: archives unencrypted, .env files left out of backups')
   .option('--json', 'print one JSON result')
   .action(run((dir: string, opts: Parameters<typeof demoInitCommand>[1]) => demoInitCommand(dir, opts)));
+
+withGlobals(demo.command('start'))
+  .description('run the paper-trader and its simulated exchange over the demo directory (Ctrl-C stops them)')
+  .option('--rate <n>', 'orders per second (default 20, up to 500)')
+  .addOption(new Option('--mode <mode>', 'trading mode').choices(['shadow', 'live']).default('live'))
+  .option('--port <n>', 'paper-trader API port', '8023')
+  .option('--exchange-port <n>', 'simulated exchange port', '8024')
+  .option('--detach', 'run in the background with pid files in <demo>/run/')
+  .option('--json', 'print one JSON result (with --detach)')
+  .action(run((opts: Parameters<typeof demoStartCommand>[0]) => demoStartCommand(opts)));
+
+withGlobals(demo.command('stop'))
+  .description('stop a detached demo (SIGTERM, then SIGKILL after 15 s)')
+  .option('--json', 'print one JSON result')
+  .action(run((opts: Parameters<typeof demoStopCommand>[0]) => demoStopCommand(opts)));
 
 withGlobals(program.command('backup'))
   .description('back up the target: database, state files, reports, config and audit logs, in one consistent cut')

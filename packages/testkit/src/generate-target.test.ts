@@ -16,7 +16,8 @@ const freshDir = (): string => join(scratch, `t${++counter}`);
 
 const ORDER_BY: Record<string, string> = {
   orders: 'id',
-  fills: 'trade_id',
+  // Trade ids are numeric strings, as the venue's: order them as numbers.
+  fills: 'CAST(trade_id AS INTEGER)',
   positions: 'account, symbol',
   balances: 'account, asset',
 };

@@ -443,7 +443,8 @@ class TradingBook {
       bySymbol.volume += notional;
     }
     return [
-      `trd_${String(++this.#tradeSeq).padStart(12, '0')}`,
+      // Numeric, as the venue's trade ids are.
+      String(++this.#tradeSeq),
       orderId,
       clientOrderId,
       market.symbol,

@@ -4,6 +4,7 @@ import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { generateAgeKeyPair, redactUrl } from '@lifeboat/adapters';
 import { LifeboatError } from '@lifeboat/domain';
+import { seedDemoExchange } from '@lifeboat/paper-trader/demo-seed';
 import { generateTarget } from '@lifeboat/testkit/generate';
 import { EXIT, formatBytes, formatDuration, parseSize, printJson } from '../output.js';
 
@@ -48,6 +49,19 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
     seed,
     db: opts.db,
     ...(opts.db === 'postgres' && databaseUrl ? { postgresUrl: databaseUrl } : {}),
+  });
+
+  // The venue gets the same past as the books, so they agree before the first new order.
+  const apiKey = generated.secrets['.env:EXCHANGE_API_KEY'];
+  const secret = generated.secrets['.env:EXCHANGE_API_SECRET'];
+  if (!apiKey || !secret)
+    throw new LifeboatError('INTERNAL', 'the generated target has no exchange credentials in .env');
+  const venue = await seedDemoExchange({
+    targetDir: join(root, 'target'),
+    exchangeDir: join(root, 'exchange'),
+    apiKey,
+    secret,
+    ...(opts.db === 'postgres' && databaseUrl ? { databaseUrl } : {}),
   });
 
   const lines = [
@@ -95,6 +109,7 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
     bytes: generated.bytes,
     rowCounts: generated.rowCounts,
     files: generated.files.length,
+    exchange: { dir: join(root, 'exchange'), ...venue },
     durationMs: Date.now() - started,
   };
   if (opts.json) printJson(summary);
@@ -107,6 +122,9 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
       `  database ${summary.database} (${Object.entries(generated.rowCounts)
         .map(([t, n]) => `${t} ${n}`)
         .join(', ')})`,
+    );
+    console.log(
+      `  exchange ${join(root, 'exchange')} (the venue: ${venue.orders} orders, ${venue.trades} trades of history)`,
     );
     console.log(`  store    ${summary.store}`);
     console.log(

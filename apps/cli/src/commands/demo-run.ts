@@ -1,0 +1,247 @@
+// `lifeboat demo start` and `demo stop`: the paper-trader and its simulated exchange over the
+// demo directory, in the foreground or detached with pid files.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { LifeboatError } from '@lifeboat/domain';
+import { type GlobalOptions, openRuntime } from '../context.js';
+import { EXIT, printJson } from '../output.js';
+
+export interface DemoStartOptions extends GlobalOptions {
+  rate?: string;
+  mode: string;
+  port: string;
+  exchangePort: string;
+  detach?: boolean;
+  json?: boolean;
+}
+
+const PROCESSES = ['exchange', 'paper-trader'] as const;
+type ProcessName = (typeof PROCESSES)[number];
+
+function entry(name: ProcessName): string {
+  const spec = name === 'exchange' ? '@lifeboat/paper-trader/exchange-main' : '@lifeboat/paper-trader/trader-main';
+  return fileURLToPath(import.meta.resolve(spec));
+}
+
+/** KEY=value lines of a dotenv file (no expansion; quotes stripped). */
+function parseDotenv(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (m?.[1]) out[m[1]] = (m[2] ?? '').replace(/^(['"])(.*)\1$/, '$2');
+  }
+  return out;
+}
+
+function runDir(demoDir: string): string {
+  return join(demoDir, 'run');
+}
+
+async function readPid(demoDir: string, name: ProcessName): Promise<number | null> {
+  const text = await readFile(join(runDir(demoDir), `${name}.pid`), 'utf8').catch(() => null);
+  const pid = text ? Number(text.trim()) : Number.NaN;
+  return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits for a child's `... listening` JSON log line and returns the URL it names. */
+function listening(child: ChildProcess, name: string, logFile?: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () =>
+        reject(
+          new LifeboatError('TARGET_ERROR', `${name} did not start within 30 s${logFile ? ` (see ${logFile})` : ''}`),
+        ),
+      30_000,
+    );
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(
+        new LifeboatError(
+          'TARGET_ERROR',
+          `${name} exited with code ${code} while starting${logFile ? ` (see ${logFile})` : ''}`,
+        ),
+      );
+    });
+    if (!child.stdout) return;
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      try {
+        const entryLine = JSON.parse(line) as { msg?: string; url?: string };
+        if (entryLine.msg?.endsWith('listening') && entryLine.url) {
+          clearTimeout(timer);
+          resolve(entryLine.url);
+        }
+      } catch {
+        // not a log line
+      }
+    });
+  });
+}
+
+async function pollHealthy(url: string, name: string, logFile: string): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    const ok = await fetch(url, { signal: AbortSignal.timeout(1000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new LifeboatError('TARGET_ERROR', `${name} did not answer ${url} within 30 s (see ${logFile})`);
+}
+
+export async function demoStartCommand(opts: DemoStartOptions): Promise<number> {
+  const runtime = await openRuntime(opts);
+  const target = runtime.target(opts.target);
+  const demoDir = runtime.loaded.baseDir;
+  if (opts.mode !== 'shadow' && opts.mode !== 'live') {
+    throw new LifeboatError('INVALID_REQUEST', `--mode must be shadow or live, got "${opts.mode}"`);
+  }
+  const rate = opts.rate === undefined ? undefined : Number(opts.rate);
+  if (rate !== undefined && !(Number.isFinite(rate) && rate > 0 && rate <= 500)) {
+    throw new LifeboatError(
+      'INVALID_REQUEST',
+      `--rate must be between 0 and 500 orders per second, got "${opts.rate}"`,
+    );
+  }
+  for (const name of PROCESSES) {
+    const pid = await readPid(demoDir, name);
+    if (pid && alive(pid)) {
+      throw new LifeboatError('CONFLICT', `${name} of this demo is already running (pid ${pid})`, {
+        hint: 'stop it with `lifeboat demo stop`',
+      });
+    }
+  }
+  const dotenv = parseDotenv(await readFile(join(target.root, '.env'), 'utf8').catch(() => ''));
+  const apiKey = process.env.EXCHANGE_API_KEY ?? dotenv.EXCHANGE_API_KEY;
+  const apiSecret = process.env.EXCHANGE_API_SECRET ?? dotenv.EXCHANGE_API_SECRET;
+  if (!apiKey || !apiSecret) {
+    throw new LifeboatError(
+      'INVALID_CONFIG',
+      `no exchange credentials: ${join(target.root, '.env')} has no EXCHANGE_API_KEY/EXCHANGE_API_SECRET`,
+      {
+        hint: 'create the demo with `lifeboat demo init`, or set EXCHANGE_API_KEY and EXCHANGE_API_SECRET',
+      },
+    );
+  }
+  const db = target.config.database;
+  const databaseUrl = db?.engine === 'postgres' ? (db.url ?? process.env[db.urlEnv]) : undefined;
+  const exchangeEnv = {
+    ...process.env,
+    EXCHANGE_DIR: join(demoDir, 'exchange'),
+    EXCHANGE_PORT: opts.exchangePort,
+    EXCHANGE_API_KEY: apiKey,
+    EXCHANGE_API_SECRET: apiSecret,
+  };
+  const traderEnv = {
+    ...process.env,
+    TARGET_DIR: target.root,
+    API_PORT: opts.port,
+    EXCHANGE_URL: `http://127.0.0.1:${opts.exchangePort}`,
+    EXCHANGE_API_KEY: apiKey,
+    EXCHANGE_API_SECRET: apiSecret,
+    TRADING_MODE: opts.mode,
+    ...(rate !== undefined ? { ORDER_RATE: String(rate) } : {}),
+    ...(databaseUrl ? { DATABASE_URL: databaseUrl } : {}),
+  };
+
+  if (opts.detach) {
+    await mkdir(runDir(demoDir), { recursive: true });
+    const started: Record<string, { pid: number; log: string }> = {};
+    for (const [name, env] of [
+      ['exchange', exchangeEnv],
+      ['paper-trader', traderEnv],
+    ] as const) {
+      const log = join(runDir(demoDir), `${name}.log`);
+      const fd = openSync(log, 'a');
+      const child = spawn(process.execPath, [entry(name)], { env, detached: true, stdio: ['ignore', fd, fd] });
+      closeSync(fd);
+      child.unref();
+      await writeFile(join(runDir(demoDir), `${name}.pid`), `${child.pid}\n`);
+      const port = name === 'exchange' ? opts.exchangePort : opts.port;
+      const health = name === 'exchange' ? `http://127.0.0.1:${port}/api/v3/ping` : `http://127.0.0.1:${port}/health`;
+      await pollHealthy(health, name, log);
+      started[name] = { pid: child.pid as number, log };
+    }
+    if (opts.json) printJson({ detached: true, demo: demoDir, processes: started });
+    else {
+      console.log(
+        `paper-trader on http://127.0.0.1:${opts.port} (${opts.mode} mode), exchange on http://127.0.0.1:${opts.exchangePort}`,
+      );
+      console.log(
+        `logs and pid files in ${runDir(demoDir)}; stop with: lifeboat demo stop --config ${runtime.loaded.path}`,
+      );
+    }
+    return EXIT.ok;
+  }
+
+  const exchange = spawn(process.execPath, [entry('exchange')], {
+    env: exchangeEnv,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exchangeUrl = await listening(exchange, 'exchange');
+  const trader = spawn(process.execPath, [entry('paper-trader')], {
+    env: traderEnv,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const traderUrl = await listening(trader, 'paper-trader').catch((err) => {
+    exchange.kill('SIGTERM');
+    throw err;
+  });
+  console.error(`paper-trader on ${traderUrl} (${opts.mode} mode), exchange on ${exchangeUrl}; Ctrl-C stops both`);
+  // Children's logs go on to our stdout, one JSON line each.
+  for (const child of [exchange, trader]) child.stdout?.pipe(process.stdout);
+  const stop = () => {
+    trader.kill('SIGTERM');
+    trader.once('exit', () => exchange.kill('SIGTERM'));
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  const [traderCode, exchangeCode] = await Promise.all(
+    [trader, exchange].map((c) => new Promise<number | null>((r) => c.once('exit', (code) => r(code)))),
+  );
+  if (exchange.exitCode === null) exchange.kill('SIGTERM');
+  return traderCode === 0 && exchangeCode === 0 ? EXIT.ok : EXIT.failed;
+}
+
+export async function demoStopCommand(opts: GlobalOptions & { json?: boolean }): Promise<number> {
+  const runtime = await openRuntime(opts);
+  const demoDir = runtime.loaded.baseDir;
+  const stopped: Record<string, number | null> = {};
+  // The trader first, so nothing trades against a venue that is going away.
+  for (const name of ['paper-trader', 'exchange'] as const) {
+    const pid = await readPid(demoDir, name);
+    stopped[name] = pid;
+    if (!pid || !alive(pid)) {
+      await rm(join(runDir(demoDir), `${name}.pid`), { force: true });
+      continue;
+    }
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 15_000;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (alive(pid)) process.kill(pid, 'SIGKILL');
+    await rm(join(runDir(demoDir), `${name}.pid`), { force: true });
+  }
+  if (opts.json) printJson({ stopped });
+  else {
+    const names = Object.entries(stopped).filter(([, pid]) => pid !== null);
+    console.log(
+      names.length ? `stopped ${names.map(([n, pid]) => `${n} (pid ${pid})`).join(', ')}` : 'nothing was running',
+    );
+  }
+  return EXIT.ok;
+}
