@@ -1,8 +1,9 @@
 // `lifeboat demo start` and `demo stop`: the paper-trader and its simulated exchange over the
 // demo directory, in the foreground or detached with pid files.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -24,7 +25,11 @@ type ProcessName = (typeof PROCESSES)[number];
 
 function entry(name: ProcessName): string {
   const spec = name === 'exchange' ? '@lifeboat/paper-trader/exchange-main' : '@lifeboat/paper-trader/trader-main';
-  return fileURLToPath(import.meta.resolve(spec));
+  const file = fileURLToPath(import.meta.resolve(spec));
+  if (!existsSync(file)) {
+    throw new LifeboatError('INTERNAL', `${name} is not built (${file} is missing)`, { hint: 'run `npm run build`' });
+  }
+  return file;
 }
 
 /** KEY=value lines of a dotenv file (no expansion; quotes stripped). */
@@ -45,6 +50,14 @@ async function readPid(demoDir: string, name: ProcessName): Promise<number | nul
   const text = await readFile(join(runDir(demoDir), `${name}.pid`), 'utf8').catch(() => null);
   const pid = text ? Number(text.trim()) : Number.NaN;
   return Number.isInteger(pid) && pid > 0 ? pid : null;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
 }
 
 function alive(pid: number): boolean {
@@ -91,9 +104,12 @@ function listening(child: ChildProcess, name: string, logFile?: string): Promise
   });
 }
 
-async function pollHealthy(url: string, name: string, logFile: string): Promise<void> {
+/** Waits until url answers, and the answer comes from our process (another may hold the port). */
+async function pollHealthy(url: string, name: string, logFile: string, pid: number): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline) {
+    if (!alive(pid))
+      throw new LifeboatError('TARGET_ERROR', `${name} exited while starting (see ${logFile}; is the port taken?)`);
     const ok = await fetch(url, { signal: AbortSignal.timeout(1000) }).then(
       (r) => r.ok,
       () => false,
@@ -123,6 +139,16 @@ export async function demoStartCommand(opts: DemoStartOptions): Promise<number> 
     if (pid && alive(pid)) {
       throw new LifeboatError('CONFLICT', `${name} of this demo is already running (pid ${pid})`, {
         hint: 'stop it with `lifeboat demo stop`',
+      });
+    }
+  }
+  for (const [what, port] of [
+    ['--port', opts.port],
+    ['--exchange-port', opts.exchangePort],
+  ] as const) {
+    if (!(await portFree(Number(port)))) {
+      throw new LifeboatError('CONFLICT', `${what} ${port}: something already listens on 127.0.0.1:${port}`, {
+        hint: 'stop it (`lifeboat demo stop`?) or choose another port',
       });
     }
   }
@@ -162,20 +188,30 @@ export async function demoStartCommand(opts: DemoStartOptions): Promise<number> 
   if (opts.detach) {
     await mkdir(runDir(demoDir), { recursive: true });
     const started: Record<string, { pid: number; log: string }> = {};
-    for (const [name, env] of [
-      ['exchange', exchangeEnv],
-      ['paper-trader', traderEnv],
-    ] as const) {
-      const log = join(runDir(demoDir), `${name}.log`);
-      const fd = openSync(log, 'a');
-      const child = spawn(process.execPath, [entry(name)], { env, detached: true, stdio: ['ignore', fd, fd] });
-      closeSync(fd);
-      child.unref();
-      await writeFile(join(runDir(demoDir), `${name}.pid`), `${child.pid}\n`);
-      const port = name === 'exchange' ? opts.exchangePort : opts.port;
-      const health = name === 'exchange' ? `http://127.0.0.1:${port}/api/v3/ping` : `http://127.0.0.1:${port}/health`;
-      await pollHealthy(health, name, log);
-      started[name] = { pid: child.pid as number, log };
+    try {
+      for (const [name, env] of [
+        ['exchange', exchangeEnv],
+        ['paper-trader', traderEnv],
+      ] as const) {
+        const log = join(runDir(demoDir), `${name}.log`);
+        const fd = openSync(log, 'a');
+        const child = spawn(process.execPath, [entry(name)], { env, detached: true, stdio: ['ignore', fd, fd] });
+        closeSync(fd);
+        child.unref();
+        const pid = child.pid as number;
+        started[name] = { pid, log };
+        await writeFile(join(runDir(demoDir), `${name}.pid`), `${pid}\n`);
+        const port = name === 'exchange' ? opts.exchangePort : opts.port;
+        const health = name === 'exchange' ? `http://127.0.0.1:${port}/api/v3/ping` : `http://127.0.0.1:${port}/health`;
+        await pollHealthy(health, name, log, pid);
+      }
+    } catch (err) {
+      // Half a demo is no demo: stop what did start.
+      for (const [name, p] of Object.entries(started)) {
+        if (alive(p.pid)) process.kill(p.pid, 'SIGTERM');
+        await rm(join(runDir(demoDir), `${name}.pid`), { force: true });
+      }
+      throw err;
     }
     if (opts.json) printJson({ detached: true, demo: demoDir, processes: started });
     else {

@@ -1,0 +1,351 @@
+// The internal books in the trading database (packages/domain target schema): SQLite
+// `trading.db` in WAL mode by default, PostgreSQL when a URL is given. Every change to an
+// order, its fills, the position and the balances happens in one transaction.
+import { join } from 'node:path';
+import { POSTGRES_TARGET_SCHEMA, SQLITE_TARGET_SCHEMA } from '@lifeboat/domain';
+import Database from 'better-sqlite3';
+import pg from 'pg';
+import { formatUnits, mulUnits, parseUnits } from '../exchange/decimal.js';
+
+export type BooksStatus = 'NEW' | 'PARTIAL' | 'FILLED' | 'CANCELED' | 'REJECTED' | 'EXPIRED';
+export const OPEN: readonly BooksStatus[] = ['NEW', 'PARTIAL'];
+
+export interface BooksOrder {
+  id: string;
+  client_order_id: string;
+  exchange_order_id: string | null;
+  account: string;
+  strategy: string;
+  symbol: string;
+  side: 'buy' | 'sell';
+  type: 'limit' | 'market';
+  quantity: string;
+  price: string | null;
+  status: BooksStatus;
+  filled_quantity: string;
+  mode: 'live' | 'shadow';
+  created_at: string;
+  updated_at: string;
+}
+
+export interface BooksFill {
+  trade_id: string;
+  client_order_id: string;
+  symbol: string;
+  side: 'buy' | 'sell';
+  quantity: string;
+  price: string;
+  fee: string;
+  fee_asset: string;
+  timestamp: string;
+}
+
+/** The little SQL both engines need: `?` placeholders, rows as plain objects. */
+interface Sql {
+  all<T>(sql: string, params?: unknown[]): Promise<T[]>;
+  run(sql: string, params?: unknown[]): Promise<void>;
+  tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+function sqliteSql(file: string): Sql {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  db.pragma('busy_timeout = 5000');
+  db.exec(SQLITE_TARGET_SCHEMA);
+  let depth = 0;
+  const sql: Sql = {
+    all: async <T>(q: string, p: unknown[] = []) => db.prepare(q).all(...p) as T[],
+    run: async (q, p = []) => {
+      db.prepare(q).run(...p);
+    },
+    tx: async (fn) => {
+      // better-sqlite3 is synchronous, but fn is async: hold the write lock across it by hand.
+      if (depth++ === 0) db.exec('BEGIN IMMEDIATE');
+      try {
+        const out = await fn(sql);
+        if (depth === 1) db.exec('COMMIT');
+        return out;
+      } catch (err) {
+        if (depth === 1) db.exec('ROLLBACK');
+        throw err;
+      } finally {
+        depth--;
+      }
+    },
+    close: async () => {
+      db.close();
+    },
+  };
+  return sql;
+}
+
+const toPg = (q: string) => {
+  let n = 0;
+  return q.replace(/\?/g, () => `$${++n}`);
+};
+
+/** Timestamps and decimals come back as text, as in SQLite. */
+const pgRow = (row: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(row).map(([k, v]) => [k, v instanceof Date ? v.toISOString() : v]));
+
+async function postgresSql(url: string): Promise<Sql> {
+  const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pg.types.setTypeParser(1700, (v) => v); // NUMERIC stays a string
+  await pool.query(POSTGRES_TARGET_SCHEMA);
+  const over = (client: pg.Pool | pg.PoolClient): Sql => ({
+    all: async <T>(q: string, p: unknown[] = []) => (await client.query(toPg(q), p)).rows.map(pgRow) as T[],
+    run: async (q, p = []) => {
+      await client.query(toPg(q), p);
+    },
+    tx: async (fn) => {
+      if (client !== pool) return fn(over(client));
+      const c = await pool.connect();
+      try {
+        await c.query('BEGIN');
+        const out = await fn(over(c));
+        await c.query('COMMIT');
+        return out;
+      } catch (err) {
+        await c.query('ROLLBACK').catch(() => undefined);
+        throw err;
+      } finally {
+        c.release();
+      }
+    },
+    close: () => pool.end(),
+  });
+  return over(pool);
+}
+
+/** Signed amounts (positions and P&L go below zero; the venue's never do). */
+const signed = (text: string): bigint =>
+  text.trim().startsWith('-') ? -parseUnits(text.trim().slice(1)) : parseUnits(text);
+/** Fixed 8-decimal text, as every amount in the books. */
+const fixed = (text: string) => formatUnits(signed(text));
+
+export class Books {
+  private constructor(
+    private readonly sql: Sql,
+    readonly engine: 'sqlite' | 'postgres',
+  ) {}
+
+  static async open(targetDir: string, databaseUrl?: string): Promise<Books> {
+    return databaseUrl
+      ? new Books(await postgresSql(databaseUrl), 'postgres')
+      : new Books(sqliteSql(join(targetDir, 'trading.db')), 'sqlite');
+  }
+
+  /** Records an order before it is sent, so a crash leaves a trace to resolve. */
+  async insertOrder(o: BooksOrder): Promise<void> {
+    await this.sql.run(
+      `INSERT INTO orders (id, client_order_id, exchange_order_id, account, strategy, symbol, side, type, quantity, price,
+         status, filled_quantity, mode, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      [
+        o.id,
+        o.client_order_id,
+        o.exchange_order_id,
+        o.account,
+        o.strategy,
+        o.symbol,
+        o.side,
+        o.type,
+        o.quantity,
+        o.price,
+        o.status,
+        o.filled_quantity,
+        o.mode,
+        o.created_at,
+        o.updated_at,
+      ],
+    );
+  }
+
+  async order(clientOrderId: string): Promise<BooksOrder | undefined> {
+    return (await this.sql.all<BooksOrder>('SELECT * FROM orders WHERE client_order_id = ?', [clientOrderId]))[0];
+  }
+
+  async orderByExchangeId(exchangeOrderId: string): Promise<BooksOrder | undefined> {
+    return (await this.sql.all<BooksOrder>('SELECT * FROM orders WHERE exchange_order_id = ?', [exchangeOrderId]))[0];
+  }
+
+  /** Live orders the books hold as open (NEW or PARTIAL). */
+  async openLiveOrders(limit = 10_000): Promise<BooksOrder[]> {
+    return this.sql.all<BooksOrder>(
+      `SELECT * FROM orders WHERE status IN ('NEW', 'PARTIAL') AND mode = 'live' ORDER BY created_at LIMIT ${Math.floor(limit)}`,
+    );
+  }
+
+  async hasFill(tradeId: string): Promise<boolean> {
+    return (await this.sql.all('SELECT 1 FROM fills WHERE trade_id = ?', [tradeId])).length > 0;
+  }
+
+  /** The highest venue trade id recorded per symbol, to ask the venue only for newer trades. */
+  async lastTradeIds(): Promise<Map<string, number>> {
+    const rows = await this.sql.all<{ symbol: string; trade_id: string }>('SELECT symbol, trade_id FROM fills');
+    const out = new Map<string, number>();
+    for (const r of rows) {
+      const n = Number(r.trade_id);
+      if (Number.isSafeInteger(n) && n > (out.get(r.symbol) ?? 0)) out.set(r.symbol, n);
+    }
+    return out;
+  }
+
+  /** The time of the newest fill per symbol. */
+  async lastFillTimes(): Promise<Map<string, number>> {
+    const rows = await this.sql.all<{ symbol: string; t: string }>(
+      'SELECT symbol, MAX(timestamp) AS t FROM fills GROUP BY symbol',
+    );
+    return new Map(rows.map((r) => [r.symbol, Date.parse(String(r.t))]));
+  }
+
+  /** Sets an order's venue state; fills are applied separately with applyFill. */
+  async updateOrder(
+    clientOrderId: string,
+    change: { status: BooksStatus; exchange_order_id?: string | null; filled_quantity?: string; updated_at?: string },
+  ): Promise<void> {
+    const now = change.updated_at ?? new Date().toISOString();
+    await this.sql.run(
+      `UPDATE orders SET status = ?, exchange_order_id = COALESCE(?, exchange_order_id),
+         filled_quantity = COALESCE(?, filled_quantity), updated_at = ? WHERE client_order_id = ?`,
+      [change.status, change.exchange_order_id ?? null, change.filled_quantity ?? null, now, clientOrderId],
+    );
+  }
+
+  /**
+   * Records a fill once (by the venue's trade id) with its effect on the order's filled
+   * quantity, the position (average cost, realized P&L) and the balances, in one transaction.
+   * Returns false when the fill was already there.
+   */
+  async applyFill(fill: BooksFill, orderId: string, account = 'main'): Promise<boolean> {
+    // One fill at a time: the order's answer and the sync may bring the same trade at once.
+    const run = this.#fills.then(() => this.#applyFill(fill, orderId, account));
+    this.#fills = run.catch(() => undefined);
+    return run;
+  }
+
+  #fills: Promise<unknown> = Promise.resolve();
+
+  async #applyFill(fill: BooksFill, orderId: string, account: string): Promise<boolean> {
+    return this.sql.tx(async (sql) => {
+      if ((await sql.all('SELECT 1 FROM fills WHERE trade_id = ?', [fill.trade_id])).length) return false;
+      await sql.run(
+        `INSERT INTO fills (trade_id, order_id, client_order_id, symbol, side, quantity, price, fee, fee_asset, timestamp)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        [
+          fill.trade_id,
+          orderId,
+          fill.client_order_id,
+          fill.symbol,
+          fill.side,
+          fixed(fill.quantity),
+          fixed(fill.price),
+          fixed(fill.fee),
+          fill.fee_asset,
+          fill.timestamp,
+        ],
+      );
+      const qty = parseUnits(fill.quantity);
+      const price = parseUnits(fill.price);
+      const fee = parseUnits(fill.fee);
+      const order = (
+        await sql.all<{ filled_quantity: string }>('SELECT filled_quantity FROM orders WHERE id = ?', [orderId])
+      )[0];
+      if (order) {
+        await sql.run('UPDATE orders SET filled_quantity = ?, updated_at = ? WHERE id = ?', [
+          formatUnits(signed(order.filled_quantity) + qty),
+          fill.timestamp,
+          orderId,
+        ]);
+      }
+      const pos = (
+        await sql.all<{ quantity: string; avg_entry_price: string; realized_pnl: string }>(
+          'SELECT quantity, avg_entry_price, realized_pnl FROM positions WHERE account = ? AND symbol = ?',
+          [account, fill.symbol],
+        )
+      )[0];
+      let q = pos ? signed(pos.quantity) : 0n;
+      let avg = pos ? signed(pos.avg_entry_price) : 0n;
+      let pnl = pos ? signed(pos.realized_pnl) : 0n;
+      const delta = fill.side === 'buy' ? qty : -qty;
+      if (q === 0n || q > 0n === delta > 0n) {
+        // Adding to the position (or opening it): the average cost moves.
+        const total = q + delta;
+        const size = total < 0n ? -total : total;
+        // Rounded half up, in 1e-8 units, as every amount in the books.
+        avg = total === 0n ? 0n : (avg * (q < 0n ? -q : q) + price * qty + size / 2n) / size;
+        q = total;
+      } else {
+        // Reducing it: realize P&L on the closed part; a cross through zero opens the rest at the fill price.
+        const closing = qty < (q < 0n ? -q : q) ? qty : q < 0n ? -q : q;
+        pnl += mulUnits(q > 0n ? price - avg : avg - price, closing);
+        q += delta;
+        if (q === 0n) avg = 0n;
+        else if (q > 0n !== q - delta > 0n) avg = price;
+      }
+      // Realized P&L is the price difference only, as the generator books it; fees show in the balances.
+      const now = fill.timestamp;
+      await sql.run(
+        `INSERT INTO positions (account, symbol, quantity, avg_entry_price, realized_pnl, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (account, symbol) DO UPDATE SET quantity = excluded.quantity, avg_entry_price = excluded.avg_entry_price,
+           realized_pnl = excluded.realized_pnl, updated_at = excluded.updated_at`,
+        [account, fill.symbol, formatUnits(q), formatUnits(avg), formatUnits(pnl), now],
+      );
+      const [base, quote] = fill.symbol.split('/') as [string, string];
+      const notional = mulUnits(price, qty);
+      const moves: Array<[string, bigint]> =
+        fill.side === 'buy'
+          ? [
+              [base, qty],
+              [quote, -notional],
+            ]
+          : [
+              [base, -qty],
+              [quote, notional],
+            ];
+      moves.push([fill.fee_asset, -fee]);
+      for (const [asset, delta] of moves) {
+        const row = (
+          await sql.all<{ total: string }>('SELECT total FROM balances WHERE account = ? AND asset = ?', [
+            account,
+            asset,
+          ])
+        )[0];
+        await sql.run(
+          `INSERT INTO balances (account, asset, total, updated_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (account, asset) DO UPDATE SET total = excluded.total, updated_at = excluded.updated_at`,
+          [account, asset, formatUnits((row ? signed(row.total) : 0n) + delta), now],
+        );
+      }
+      return true;
+    });
+  }
+
+  async positions(): Promise<
+    Array<{ account: string; symbol: string; quantity: string; avg_entry_price: string; realized_pnl: string }>
+  > {
+    return this.sql.all(
+      'SELECT account, symbol, quantity, avg_entry_price, realized_pnl FROM positions ORDER BY account, symbol',
+    );
+  }
+
+  async balances(): Promise<Array<{ account: string; asset: string; total: string }>> {
+    return this.sql.all('SELECT account, asset, total FROM balances ORDER BY account, asset');
+  }
+
+  async counts(): Promise<{ orders: number; fills: number }> {
+    const [o] = await this.sql.all<{ n: number | string }>('SELECT COUNT(*) AS n FROM orders');
+    const [f] = await this.sql.all<{ n: number | string }>('SELECT COUNT(*) AS n FROM fills');
+    return { orders: Number(o?.n ?? 0), fills: Number(f?.n ?? 0) };
+  }
+
+  /** Every live order with a venue id, for agreement checks. */
+  async liveOrders(): Promise<BooksOrder[]> {
+    return this.sql.all<BooksOrder>("SELECT * FROM orders WHERE mode = 'live' ORDER BY created_at");
+  }
+
+  close(): Promise<void> {
+    return this.sql.close();
+  }
+}
