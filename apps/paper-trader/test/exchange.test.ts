@@ -415,7 +415,15 @@ describe('orders', () => {
   it('publishes its markets, prices and time without a signature', async () => {
     const server = open();
     const info = (await server.app.inject({ method: 'GET', url: '/api/v3/exchangeInfo' })).json();
-    expect(info.symbols.map((s: Json) => s.symbol)).toEqual(['BTCUSDT', 'ETHUSDT', 'SOLUSDT', 'BNBUSDT', 'XRPUSDT', 'ADAUSDT', 'DOGEUSDT']);
+    expect(info.symbols.map((s: Json) => s.symbol)).toEqual([
+      'BTCUSDT',
+      'ETHUSDT',
+      'SOLUSDT',
+      'BNBUSDT',
+      'XRPUSDT',
+      'ADAUSDT',
+      'DOGEUSDT',
+    ]);
     expect(info.symbols[0]).toMatchObject({
       status: 'TRADING',
       baseAsset: 'BTC',

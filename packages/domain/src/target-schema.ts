@@ -61,3 +61,37 @@ export const SQLITE_TARGET_SCHEMA = common('TEXT', 'TEXT', 'TEXT');
 
 /** DDL for PostgreSQL: decimals as NUMERIC, times as timestamptz. */
 export const POSTGRES_TARGET_SCHEMA = common('TEXT', 'NUMERIC', 'TIMESTAMPTZ');
+
+export type TargetOrderStatus = 'NEW' | 'PARTIAL' | 'FILLED' | 'CANCELED' | 'REJECTED' | 'EXPIRED';
+
+/** A row of `orders`, as read back (decimals and times as text). */
+export interface TargetOrderRow {
+  id: string;
+  client_order_id: string;
+  exchange_order_id: string | null;
+  account: string;
+  strategy: string;
+  symbol: string;
+  side: 'buy' | 'sell';
+  type: 'limit' | 'market';
+  quantity: string;
+  price: string | null;
+  status: TargetOrderStatus;
+  filled_quantity: string;
+  mode: 'live' | 'shadow';
+  created_at: string;
+  updated_at: string;
+}
+
+/** A row of `fills` (without the internal order id), as read back. */
+export interface TargetFillRow {
+  trade_id: string;
+  client_order_id: string;
+  symbol: string;
+  side: 'buy' | 'sell';
+  quantity: string;
+  price: string;
+  fee: string;
+  fee_asset: string;
+  timestamp: string;
+}

@@ -1,35 +1,27 @@
 // Seeds a new venue with the trading history the books already hold (the demo's generated
 // past), so that venue and books agree from the start, as they do for a bot that has traded
 // on its exchange for months. Rows come in the books' shape (packages/domain target schema).
+import type { TargetFillRow, TargetOrderRow } from '@lifeboat/domain';
 import { formatUnits, mulUnits, parseUnits } from './decimal.js';
 import { FEE_RATE } from './engine.js';
 import type { Balance, ExchangeState, Order, OrderStatus, Trade } from './state.js';
 
-export interface BooksOrder {
-  client_order_id: string;
-  exchange_order_id: string | null;
-  symbol: string;
-  side: 'buy' | 'sell';
-  type: 'limit' | 'market';
-  quantity: string;
-  price: string | null;
-  status: string;
-  filled_quantity: string;
-  created_at: string;
-  updated_at: string;
-}
-
-export interface BooksFill {
-  trade_id: string;
-  client_order_id: string;
-  symbol: string;
-  side: 'buy' | 'sell';
-  quantity: string;
-  price: string;
-  fee: string;
-  fee_asset: string;
-  timestamp: string;
-}
+/** What the import reads of the books' rows (packages/domain target schema). */
+export type BooksOrder = Pick<
+  TargetOrderRow,
+  | 'client_order_id'
+  | 'exchange_order_id'
+  | 'symbol'
+  | 'side'
+  | 'type'
+  | 'quantity'
+  | 'price'
+  | 'status'
+  | 'filled_quantity'
+  | 'created_at'
+  | 'updated_at'
+>;
+export type BooksFill = TargetFillRow;
 
 const STATUS: Record<string, OrderStatus> = {
   NEW: 'NEW',

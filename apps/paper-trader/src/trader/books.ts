@@ -2,43 +2,21 @@
 // `trading.db` in WAL mode by default, PostgreSQL when a URL is given. Every change to an
 // order, its fills, the position and the balances happens in one transaction.
 import { join } from 'node:path';
-import { POSTGRES_TARGET_SCHEMA, SQLITE_TARGET_SCHEMA } from '@lifeboat/domain';
+import {
+  POSTGRES_TARGET_SCHEMA,
+  SQLITE_TARGET_SCHEMA,
+  type TargetFillRow,
+  type TargetOrderRow,
+  type TargetOrderStatus,
+} from '@lifeboat/domain';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { formatUnits, mulUnits, parseUnits } from '../exchange/decimal.js';
 
-export type BooksStatus = 'NEW' | 'PARTIAL' | 'FILLED' | 'CANCELED' | 'REJECTED' | 'EXPIRED';
+export type BooksStatus = TargetOrderStatus;
+export type BooksOrder = TargetOrderRow;
+export type BooksFill = TargetFillRow;
 export const OPEN: readonly BooksStatus[] = ['NEW', 'PARTIAL'];
-
-export interface BooksOrder {
-  id: string;
-  client_order_id: string;
-  exchange_order_id: string | null;
-  account: string;
-  strategy: string;
-  symbol: string;
-  side: 'buy' | 'sell';
-  type: 'limit' | 'market';
-  quantity: string;
-  price: string | null;
-  status: BooksStatus;
-  filled_quantity: string;
-  mode: 'live' | 'shadow';
-  created_at: string;
-  updated_at: string;
-}
-
-export interface BooksFill {
-  trade_id: string;
-  client_order_id: string;
-  symbol: string;
-  side: 'buy' | 'sell';
-  quantity: string;
-  price: string;
-  fee: string;
-  fee_asset: string;
-  timestamp: string;
-}
 
 /** The little SQL both engines need: `?` placeholders, rows as plain objects. */
 interface Sql {
