@@ -1,5 +1,6 @@
 // Benchmarks of Lifeboat operations against the shell commands a person would run instead,
-// on the same data in the same run: `npm run bench -- <name> [--size 1GiB] [--runs 3] [--json]`.
+// on the same data in the same run: `npm run bench -- <name> [--size 1GiB] [--runs 3] [--json]`;
+// `soak [--seconds 60] [--rate 100]` runs the demo and watches its memory.
 // Each operation runs as a whole process, alternating with its baseline, and the table shows
 // median wall time, throughput, peak memory and the ratio Lifeboat / baseline.
 import { spawnSync } from 'node:child_process';
@@ -7,6 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { join, resolve } from 'node:path';
 import { parseSize } from '@lifeboat/domain';
 import { generateTarget } from '@lifeboat/testkit/generate';
+import { benchSoak } from './soak.js';
 
 const repo = resolve(import.meta.dirname, '..');
 const cacheRoot = join(repo, '.bench-cache');
@@ -18,21 +20,35 @@ interface Args {
   sizeLabel: string;
   runs: number;
   json: boolean;
+  seconds: number;
+  rate: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { name: 'backup', size: 1024 ** 3, sizeLabel: '1GiB', runs: 3, json: false };
+  const args: Args = {
+    name: 'backup',
+    size: 1024 ** 3,
+    sizeLabel: '1GiB',
+    runs: 3,
+    json: false,
+    seconds: 60,
+    rate: 100,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     if (a === '--size') {
       args.sizeLabel = argv[++i] ?? '';
       args.size = parseSize(args.sizeLabel);
     } else if (a === '--runs') args.runs = Number(argv[++i]);
+    else if (a === '--seconds') args.seconds = Number(argv[++i]);
+    else if (a === '--rate') args.rate = Number(argv[++i]);
     else if (a === '--json') args.json = true;
     else if (!a.startsWith('-')) args.name = a;
     else throw new Error(`unknown option ${a}`);
   }
   if (!Number.isInteger(args.runs) || args.runs < 1) throw new Error('--runs must be a positive whole number');
+  if (!(args.seconds > 0)) throw new Error('--seconds must be a positive number');
+  if (!Number.isInteger(args.rate) || args.rate < 1) throw new Error('--rate must be a positive whole number');
   return args;
 }
 
@@ -148,8 +164,31 @@ async function benchBackup(args: Args) {
   };
 }
 
-const BENCHES: Record<string, (args: Args) => Promise<Awaited<ReturnType<typeof benchBackup>>>> = {
-  backup: benchBackup,
+/** A benchmark's outcome: the lines it prints and the data `--json` gives. */
+interface BenchResult {
+  bench: string;
+  lines: string[];
+  data: unknown;
+}
+
+function backupLines(r: Awaited<ReturnType<typeof benchBackup>>): string[] {
+  return [
+    `${r.bench}: ${r.size} target (${(r.sourceBytes / 1024 ** 2).toFixed(0)} MiB of files), median of ${r.runs} runs`,
+    `  ${'operation'.padEnd(44)} ${'wall s'.padStart(8)} ${'MiB/s'.padStart(8)} ${'peak RSS MiB'.padStart(13)} ${'archive MiB'.padStart(12)}`,
+    ...r.rows.map(
+      (row) =>
+        `  ${row.name.padEnd(44)} ${row.medianWallS.toFixed(2).padStart(8)} ${row.mibPerS.toFixed(1).padStart(8)} ${row.peakRssMiB.toFixed(0).padStart(13)} ${(row.archiveBytes / 1024 ** 2).toFixed(1).padStart(12)}`,
+    ),
+    `  ratio lifeboat / runbook (wall time): ${r.ratio.toFixed(2)}`,
+  ];
+}
+
+const BENCHES: Record<string, (args: Args) => Promise<BenchResult>> = {
+  backup: async (args) => {
+    const r = await benchBackup(args);
+    return { bench: r.bench, lines: backupLines(r), data: r };
+  },
+  soak: (args) => benchSoak({ cli, cacheRoot, seconds: args.seconds, rate: args.rate }),
 };
 
 async function main() {
@@ -164,23 +203,10 @@ async function main() {
     results.push(await bench(args));
   }
   if (args.json) {
-    process.stdout.write(`${JSON.stringify({ machine: machine(), results }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ machine: machine(), results: results.map((r) => r.data) }, null, 2)}\n`);
     return;
   }
-  for (const r of results) {
-    console.log(
-      `\n${r.bench}: ${r.size} target (${(r.sourceBytes / 1024 ** 2).toFixed(0)} MiB of files), median of ${r.runs} runs`,
-    );
-    console.log(
-      `  ${'operation'.padEnd(44)} ${'wall s'.padStart(8)} ${'MiB/s'.padStart(8)} ${'peak RSS MiB'.padStart(13)} ${'archive MiB'.padStart(12)}`,
-    );
-    for (const row of r.rows) {
-      console.log(
-        `  ${row.name.padEnd(44)} ${row.medianWallS.toFixed(2).padStart(8)} ${row.mibPerS.toFixed(1).padStart(8)} ${row.peakRssMiB.toFixed(0).padStart(13)} ${(row.archiveBytes / 1024 ** 2).toFixed(1).padStart(12)}`,
-      );
-    }
-    console.log(`  ratio lifeboat / runbook (wall time): ${r.ratio.toFixed(2)}`);
-  }
+  for (const r of results) console.log(`\n${r.lines.join('\n')}`);
   console.log(`\n${machine()}`);
 }
 

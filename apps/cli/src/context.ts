@@ -3,6 +3,7 @@
 import { configPath, createJobBus, createLogger, createRuntime, loadConfig, type Runtime } from '@lifeboat/adapters';
 import { backup, type Logger } from '@lifeboat/backup';
 import type { JobBus } from '@lifeboat/domain';
+import { reconcile } from '@lifeboat/reconciler';
 
 export interface GlobalOptions {
   config?: string;
@@ -33,6 +34,7 @@ export async function openBus(runtime: Runtime): Promise<JobBus> {
     await bus.consume('backup', (payload, job) =>
       backup(payload, { runtime, log, progress: job.progress, signal: job.signal }),
     );
+    await bus.consume('reconcile', (payload) => reconcile(payload, { runtime, log }));
   }
   return bus;
 }

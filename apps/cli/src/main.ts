@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { backupCommand, extractCommand, listCommand, pruneCommand, verifyCommand } from './commands/backup.js';
 import { demoInitCommand } from './commands/demo.js';
 import { demoStartCommand, demoStopCommand } from './commands/demo-run.js';
+import { reconcileCommand } from './commands/reconcile.js';
 import { describeError, EXIT, errorJson, exitCodeFor, printJson } from './output.js';
 
 const program = new Command('lifeboat')
@@ -45,6 +46,7 @@ demo
   .option('--database-url <url>', 'PostgreSQL database for --db postgres (default: $DATABASE_URL)')
   .option('--seed <n>', 'seed for the generated data (same seed, same data)', '1')
   .option('--no-encrypt', 'no age key pair: archives unencrypted, .env files left out of backups')
+  .option('--port <n>', 'the paper-trader API port written to lifeboat.yaml (targets.demo.api.url)', '8023')
   .option('--json', 'print one JSON result')
   .action(run((dir: string, opts: Parameters<typeof demoInitCommand>[1]) => demoInitCommand(dir, opts)));
 
@@ -52,7 +54,7 @@ withGlobals(demo.command('start'))
   .description('run the paper-trader and its simulated exchange over the demo directory (Ctrl-C stops them)')
   .option('--rate <n>', 'orders per second (default 20, up to 500)')
   .addOption(new Option('--mode <mode>', 'trading mode').choices(['shadow', 'live']).default('live'))
-  .option('--port <n>', 'paper-trader API port', '8023')
+  .option('--port <n>', "paper-trader API port (default: the port of the target's api.url, else 8023)")
   .option('--exchange-port <n>', 'simulated exchange port', '8024')
   .option('--detach', 'run in the background with pid files in <demo>/run/')
   .option('--json', 'print one JSON result (with --detach)')
@@ -99,6 +101,23 @@ withGlobals(program.command('prune'))
   .option('--dry-run', 'print the plan without deleting anything')
   .option('--json', 'print one JSON result')
   .action(run((opts: Parameters<typeof pruneCommand>[0]) => pruneCommand(opts)));
+
+withGlobals(program.command('reconcile'))
+  .description(
+    "compare the books with the exchange (the runbook's reconciliation report); exit 0 only when ready to trade",
+  )
+  .option(
+    '--internal <source>',
+    "books from a books file (.json), a SQLite file or a postgres:// URL (default: the target's database)",
+  )
+  .option('--exchange <file>', "exchange snapshot file (default: the target's configured exchange source)")
+  .option('--apply', 'backfill missing fills, take the exchange state of orders, rebuild positions; then check again')
+  .option('--sign-off <name>', 'who accepts the corrections (needed for a corrected run to be ready to trade)')
+  .option('--recovery-type <type>', "the report's recovery_type", 'manual')
+  .option('--items <which>', 'items in the report: exceptions (default) or all')
+  .option('--no-store', 'do not store the report in the object store')
+  .option('--json', 'print one JSON result')
+  .action(run((opts: Parameters<typeof reconcileCommand>[0]) => reconcileCommand(opts)));
 
 try {
   await program.parseAsync(process.argv);

@@ -1,4 +1,4 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -108,5 +108,64 @@ describe('lifeboat demo start --detach / demo stop', () => {
       readFileSync(join(dir, 'demo', 'target', '.env'), 'utf8'),
     )?.[1] as string;
     expect(log).not.toContain(secret);
+  });
+});
+
+describe('lifeboat demo start (foreground)', () => {
+  it('trades until SIGINT, then stops the paper-trader and its exchange and exits 0', async () => {
+    const port = await freePort();
+    const exchangePort = await freePort();
+    const child = spawn(
+      process.execPath,
+      [
+        bin,
+        'demo',
+        'start',
+        '--rate',
+        '50',
+        '--port',
+        String(port),
+        '--exchange-port',
+        String(exchangePort),
+        '--config',
+        config,
+      ],
+      { cwd: repo, env: { ...process.env, LIFEBOAT_REDIS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    let stdout = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    await new Promise<void>((resolve, reject) => {
+      child.stderr.on('data', (d) => {
+        stderr += d;
+        if (stderr.includes('Ctrl-C stops both')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`demo start exited ${code} before it was up: ${stderr}`)));
+    });
+    // The API answers at once; it says "recovering" (503) until the books have caught up.
+    let health: Record<string, unknown> = {};
+    for (let i = 0; i < 100 && health.status !== 'healthy'; i++) {
+      health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as Record<string, unknown>;
+      if (health.status !== 'healthy') await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(health).toMatchObject({ status: 'healthy', mode: 'live' });
+    await new Promise((r) => setTimeout(r, 1500));
+    const stats = (await (await fetch(`http://127.0.0.1:${exchangePort}/_lifeboat/stats`)).json()) as {
+      ordersReceived: number;
+    };
+    expect(stats.ordersReceived).toBeGreaterThan(10);
+
+    child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    // Both ports are free again: nothing was left running.
+    for (const p of [port, exchangePort]) {
+      await expect(fetch(`http://127.0.0.1:${p}/health`)).rejects.toThrow();
+    }
+    // The children's JSON logs came through, and say both stopped.
+    expect(stdout).toContain('"msg":"exchange stopped"');
+    expect(stdout).toContain('"msg":"stopped"');
   });
 });

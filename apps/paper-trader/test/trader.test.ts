@@ -80,9 +80,12 @@ function startTrader(env: NodeJS.ProcessEnv): Promise<Running> {
   });
   return new Promise((resolve, reject) => {
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    // The API listens first; the trading loop runs once recovery is done.
+    let url: string | undefined;
     lines.on('line', (line) => {
       const entry = JSON.parse(line) as { msg?: string; url?: string };
-      if (entry.msg === 'paper-trader listening' && entry.url) resolve({ child, url: entry.url });
+      if (entry.msg === 'paper-trader listening' && entry.url) url = entry.url;
+      if (entry.msg === 'recovered; trading loop running' && url) resolve({ child, url });
     });
     child.once('exit', (code) => reject(new Error(`paper-trader exited with ${code} while starting`)));
   });

@@ -1,5 +1,6 @@
 // Lifeboat's adapters: the outside world behind the domain's ports.
 export * from './archive/index.js';
+export * from './books/index.js';
 export * from './config/load.js';
 export * from './config/runtime.js';
 export * from './database/index.js';

@@ -10,6 +10,10 @@ export const layout = {
   verification: (target: string, backupId: string, at: string, level: string) =>
     `${target}/backups/${backupId}/verifications/${at}-${level}.json`,
   verificationsPrefix: (target: string, backupId: string) => `${target}/backups/${backupId}/verifications/`,
+  reconciliationsPrefix: (target: string) => `${target}/reports/reconciliation/`,
+  /** `<stamp>` is the run's start (compact UTC), so keys sort by time. */
+  reconciliation: (target: string, stamp: string, verdict: string) =>
+    `${target}/reports/reconciliation/${stamp}-${verdict}.json`,
 } as const;
 
 /** Splits `<target>/backups/<id>/<rest>` into its parts, or null for any other key. */

@@ -25,6 +25,7 @@ CREATE TABLE IF NOT EXISTS orders (
 );
 CREATE INDEX IF NOT EXISTS orders_client_order_id ON orders (client_order_id);
 CREATE INDEX IF NOT EXISTS orders_status_updated ON orders (status, updated_at);
+CREATE INDEX IF NOT EXISTS orders_exchange_order_id ON orders (exchange_order_id);
 CREATE TABLE IF NOT EXISTS fills (
   trade_id ${text} PRIMARY KEY,
   order_id ${text} NOT NULL REFERENCES orders (id),
@@ -38,6 +39,7 @@ CREATE TABLE IF NOT EXISTS fills (
   timestamp ${ts} NOT NULL
 );
 CREATE INDEX IF NOT EXISTS fills_order_id ON fills (order_id);
+CREATE INDEX IF NOT EXISTS fills_symbol_timestamp ON fills (symbol, timestamp);
 CREATE TABLE IF NOT EXISTS positions (
   account ${text} NOT NULL,
   symbol ${text} NOT NULL,

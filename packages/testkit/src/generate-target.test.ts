@@ -148,6 +148,7 @@ describe('generateTarget', () => {
       expect(fee).toBe(roundDiv(notional, 1000n));
       const p = pos.get(f.symbol!) ?? { qty: 0n, avg: 0n, pnl: 0n };
       const base = f.symbol!.split('/')[0]!;
+      p.pnl -= fee; // realized P&L is net of fees
       if (f.side === 'buy') {
         p.avg = roundDiv(p.qty * p.avg + qty * price, p.qty + qty);
         p.qty += qty;

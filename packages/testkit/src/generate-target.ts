@@ -143,14 +143,17 @@ export function divRound(a: bigint, b: bigint): bigint {
 /**
  * Applies one fill to a position by average cost, as the generator does: a buy moves the
  * average entry price, a sell realizes (price - average) x quantity and leaves the average;
- * a flat position forgets its average. Exported so tests recompute positions from fills.
+ * a flat position forgets its average. The fee (in the quote asset) is a realized cost of
+ * every fill, as the reconciler counts it. Exported so tests recompute positions from fills.
  */
 export function applyFillToPosition(
   position: { quantity: bigint; avgEntryPrice: bigint; realizedPnl: bigint },
   side: 'buy' | 'sell',
   quantity: bigint,
   price: bigint,
+  fee = 0n,
 ): void {
+  position.realizedPnl -= fee;
   if (side === 'buy') {
     const total = position.quantity + quantity;
     position.avgEntryPrice = divRound(position.quantity * position.avgEntryPrice + quantity * price, total);
@@ -422,7 +425,7 @@ class TradingBook {
     const fee = divRound(notional, GENERATED_FEE_DIVISOR);
     const pos = this.#position(market.symbol);
     const before = pos.realizedPnl;
-    applyFillToPosition(pos, side, quantity, price);
+    applyFillToPosition(pos, side, quantity, price, fee);
     pos.updatedAt = at;
     const usdt = this.balances.get('USDT')!;
     usdt.total += side === 'buy' ? -notional - fee : notional - fee;

@@ -14,7 +14,7 @@ import { EXIT, printJson } from '../output.js';
 export interface DemoStartOptions extends GlobalOptions {
   rate?: string;
   mode: string;
-  port: string;
+  port?: string;
   exchangePort: string;
   detach?: boolean;
   json?: boolean;
@@ -120,9 +120,12 @@ async function pollHealthy(url: string, name: string, logFile: string, pid: numb
   throw new LifeboatError('TARGET_ERROR', `${name} did not answer ${url} within 30 s (see ${logFile})`);
 }
 
-export async function demoStartCommand(opts: DemoStartOptions): Promise<number> {
-  const runtime = await openRuntime(opts);
-  const target = runtime.target(opts.target);
+export async function demoStartCommand(options: DemoStartOptions): Promise<number> {
+  const runtime = await openRuntime(options);
+  const target = runtime.target(options.target);
+  // The API port lifeboat.yaml names is where Lifeboat will look for the paper-trader.
+  const configured = target.config.api?.url ? new URL(target.config.api.url).port : '';
+  const opts = { ...options, port: options.port ?? (configured || '8023') };
   const demoDir = runtime.loaded.baseDir;
   if (opts.mode !== 'shadow' && opts.mode !== 'live') {
     throw new LifeboatError('INVALID_REQUEST', `--mode must be shadow or live, got "${opts.mode}"`);
@@ -241,16 +244,35 @@ export async function demoStartCommand(opts: DemoStartOptions): Promise<number> 
   console.error(`paper-trader on ${traderUrl} (${opts.mode} mode), exchange on ${exchangeUrl}; Ctrl-C stops both`);
   // Children's logs go on to our stdout, one JSON line each.
   for (const child of [exchange, trader]) child.stdout?.pipe(process.stdout);
+  // Ctrl-C stops the trader first (it halts and cancels its working orders), then its venue.
+  // If either one dies on its own, the other is stopped too and the command fails.
+  let stopping = false;
   const stop = () => {
-    trader.kill('SIGTERM');
-    trader.once('exit', () => exchange.kill('SIGTERM'));
+    if (stopping) return;
+    stopping = true;
+    if (trader.exitCode === null && trader.signalCode === null) trader.kill('SIGTERM');
+    else exchange.kill('SIGTERM');
   };
+  trader.once('exit', (code, signal) => {
+    if (!stopping) console.error(`paper-trader exited on its own (${signal ?? `code ${code}`}); stopping the exchange`);
+    stopping = true;
+    exchange.kill('SIGTERM');
+  });
+  exchange.once('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`exchange exited on its own (${signal ?? `code ${code}`}); stopping the paper-trader`);
+      stop();
+    }
+  });
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
-  const [traderCode, exchangeCode] = await Promise.all(
-    [trader, exchange].map((c) => new Promise<number | null>((r) => c.once('exit', (code) => r(code)))),
-  );
-  if (exchange.exitCode === null) exchange.kill('SIGTERM');
+  const exited = (c: typeof trader) =>
+    new Promise<number | null>((r) =>
+      c.exitCode !== null || c.signalCode !== null ? r(c.exitCode) : c.once('exit', (code) => r(code)),
+    );
+  const [traderCode, exchangeCode] = await Promise.all([exited(trader), exited(exchange)]);
+  process.off('SIGINT', stop);
+  process.off('SIGTERM', stop);
   return traderCode === 0 && exchangeCode === 0 ? EXIT.ok : EXIT.failed;
 }
 

@@ -14,6 +14,7 @@ export interface DemoInitOptions {
   seed: string;
   databaseUrl?: string;
   encrypt: boolean;
+  port: string;
   json?: boolean;
 }
 
@@ -24,6 +25,10 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
     sizeBytes = parseSize(opts.size);
   } catch (err) {
     throw new LifeboatError('INVALID_REQUEST', `--size: ${(err as Error).message}`);
+  }
+  const port = Number(opts.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new LifeboatError('INVALID_REQUEST', `--port must be a TCP port (1-65535), got "${opts.port}"`);
   }
   const seed = Number(opts.seed);
   if (!Number.isInteger(seed))
@@ -86,7 +91,15 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
       '  identityFile: keys/age-identity.txt',
     );
   }
-  lines.push('targets:', '  demo:', '    root: target');
+  lines.push(
+    'targets:',
+    '  demo:',
+    '    root: target',
+    "    # The paper-trader's API: health, kill switch, and its view of the exchange (`lifeboat demo start`).",
+    `    api: { url: "http://127.0.0.1:${port}" }`,
+    "    # The reconciler asks the exchange through the target's /exchange/* routes.",
+    '    exchange: { type: http }',
+  );
   if (opts.db === 'sqlite') {
     lines.push('    database: { engine: sqlite, path: trading.db }');
   } else if (databaseUrl && new URL(databaseUrl).password) {

@@ -45,6 +45,8 @@ export interface ExchangeStatsResponse {
   walkSteps: number;
   prices: Record<string, string>;
   fault: FaultState;
+  /** The exchange process's memory in bytes (for soak tests). */
+  memory: { rss: number; heapUsed: number; external: number; arrayBuffers: number };
 }
 
 export interface ExchangeServer {
@@ -714,6 +716,9 @@ export function createExchangeServer(options: ExchangeServerOptions): ExchangeSe
       walkSteps: stats.walkSteps,
       prices: stats.prices,
       fault,
+      memory: (({ rss, heapUsed, external, arrayBuffers }) => ({ rss, heapUsed, external, arrayBuffers }))(
+        process.memoryUsage(),
+      ),
     };
   });
   app.post('/_lifeboat/price', async (request) => {

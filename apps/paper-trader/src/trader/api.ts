@@ -1,11 +1,12 @@
 // The trading system's HTTP API (Sofia-compatible): health, the kill switch, the internal
 // books, the venue's view of the account, and Prometheus metrics.
 import Fastify, { type FastifyInstance } from 'fastify';
-import { Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import type { Books } from './books.js';
 import type { ExchangeClient } from './exchange-client.js';
 import type { KillSwitch } from './kill-switch.js';
 import type { Trader } from './trader.js';
+import { venueBalances, venueOrders, venuePositions, venueTrades } from './venue-view.js';
 
 export interface ApiDeps {
   books: Books;
@@ -16,8 +17,6 @@ export interface ApiDeps {
   gitSha: string;
 }
 
-const SYMBOLS = ['BTCUSDT', 'ETHUSDT', 'SOLUSDT'];
-const QUOTE = 'USDT';
 const reason = {
   type: 'object',
   required: ['reason'],
@@ -27,6 +26,8 @@ const reason = {
 export function createApi(deps: ApiDeps): FastifyInstance {
   const app = Fastify({ logger: false });
   const registry = new Registry();
+  // Process memory, heap and event-loop lag, as every Node service exports them.
+  collectDefaultMetrics({ register: registry });
   const stat = (name: string, help: string, read: () => number) =>
     new Gauge({
       name,
@@ -50,13 +51,17 @@ export function createApi(deps: ApiDeps): FastifyInstance {
   });
   app.setNotFoundHandler((req, reply) => reply.code(404).send({ error: `no route ${req.method} ${req.url}` }));
 
-  app.get('/health', async () => ({
-    status: 'healthy',
+  app.get('/health', async (_req, reply) => {
+    if (!deps.trader.started) reply.code(503);
+    return health();
+  });
+  const health = () => ({
+    status: deps.trader.started ? 'healthy' : 'recovering',
     version: deps.version,
     git_sha: deps.gitSha,
     mode: deps.trader.mode,
     kill_switch: deps.killSwitch.state,
-  }));
+  });
   app.get('/kill-switch', async () => deps.killSwitch.snapshot());
   app.post<{ Body: { reason: string } }>('/kill-switch/activate', { schema: { body: reason } }, async (req) => {
     const state = deps.killSwitch.activate(req.body.reason, 'api');
@@ -70,27 +75,36 @@ export function createApi(deps: ApiDeps): FastifyInstance {
     positions: await deps.books.positions(),
     balances: await deps.books.balances(),
   }));
-  app.get('/exchange/balances', async () => ({ balances: (await deps.venue.account()).balances }));
-  app.get('/exchange/positions', async () => ({
-    // A spot venue's positions are its non-quote holdings.
-    positions: (await deps.venue.account()).balances
-      .filter((b) => b.asset !== QUOTE)
-      .map((b) => ({ symbol: `${b.asset}/${QUOTE}`, quantity: (Number(b.free) + Number(b.locked)).toFixed(8) })),
-  }));
-  app.get<{ Querystring: { status?: 'open' | 'all' } }>(
+  // The venue's view, in the record shapes of Lifeboat's exchange snapshot (docs/FORMAT.md).
+  const since = (q: { since?: string }) => (q.since ? Date.parse(q.since) : undefined);
+  const sinceQuery = { type: 'object', properties: { since: { type: 'string', format: 'date-time' } } } as const;
+  app.get('/exchange/balances', async () => ({ balances: await venueBalances(deps.venue) }));
+  app.get('/exchange/positions', async () => ({ positions: await venuePositions(deps.venue) }));
+  app.get<{ Querystring: { status?: 'open' | 'all'; since?: string } }>(
     '/exchange/orders',
-    { schema: { querystring: { type: 'object', properties: { status: { type: 'string', enum: ['open', 'all'] } } } } },
+    {
+      schema: {
+        querystring: {
+          type: 'object',
+          properties: {
+            status: { type: 'string', enum: ['open', 'all'] },
+            since: { type: 'string', format: 'date-time' },
+          },
+        },
+      },
+    },
     async (req) => {
-      if ((req.query.status ?? 'open') === 'open') return { orders: await deps.venue.openOrders() };
-      return { orders: (await Promise.all(SYMBOLS.map((s) => deps.venue.allOrders(s, 500)))).flat() };
+      const open = (req.query.status ?? 'open') === 'open';
+      const from = since(req.query);
+      return { orders: await venueOrders(deps.venue, { open, ...(from !== undefined ? { since: from } : {}) }) };
     },
   );
   app.get<{ Querystring: { since?: string } }>(
     '/exchange/trades',
-    { schema: { querystring: { type: 'object', properties: { since: { type: 'string', format: 'date-time' } } } } },
+    { schema: { querystring: sinceQuery } },
     async (req) => {
-      const startTime = req.query.since ? Date.parse(req.query.since) : 0;
-      return { trades: (await Promise.all(SYMBOLS.map((s) => deps.venue.myTrades(s, { startTime })))).flat() };
+      const from = since(req.query);
+      return { trades: await venueTrades(deps.venue, from !== undefined ? { since: from } : {}) };
     },
   );
   app.get('/metrics', async (_req, reply) => {

@@ -103,7 +103,55 @@ const signed = (text: string): bigint =>
 /** Fixed 8-decimal text, as every amount in the books. */
 const fixed = (text: string) => formatUnits(signed(text));
 
+/** A position in 1e-8 units: signed quantity, average entry price, realized P&L. */
+interface PositionUnits {
+  q: bigint;
+  avg: bigint;
+  pnl: bigint;
+}
+
+/**
+ * One fill's effect on a position by average cost: adding moves the average; reducing
+ * realizes P&L on the closed part; a fill through zero opens the rest at its price. Fees are
+ * realized costs (quote fees as they are, base fees at the fill's price), as the reconciler
+ * counts them.
+ */
+function applyToPosition(
+  p: PositionUnits,
+  symbol: string,
+  fill: { side: 'buy' | 'sell'; quantity: string; price: string; fee: string; fee_asset: string },
+): void {
+  const qty = parseUnits(String(fill.quantity));
+  const price = parseUnits(String(fill.price));
+  const fee = parseUnits(String(fill.fee));
+  const delta = fill.side === 'buy' ? qty : -qty;
+  const abs = (x: bigint) => (x < 0n ? -x : x);
+  if (p.q === 0n || p.q > 0n === delta > 0n) {
+    const total = p.q + delta;
+    const size = abs(total);
+    // Rounded half up, in 1e-8 units, as every amount in the books.
+    p.avg = total === 0n ? 0n : (p.avg * abs(p.q) + price * qty + size / 2n) / size;
+    p.q = total;
+  } else {
+    const held = abs(p.q);
+    // Math.min takes no bigints.
+    // biome-ignore lint/complexity/useMathMinMax: bigint operands
+    const closing = qty < held ? qty : held;
+    p.pnl += mulUnits(p.q > 0n ? price - p.avg : p.avg - price, closing);
+    const before = p.q;
+    p.q += delta;
+    if (p.q === 0n) p.avg = 0n;
+    else if (p.q > 0n !== before > 0n) p.avg = price;
+  }
+  const [base, quote] = symbol.split('/') as [string, string];
+  if (fill.fee_asset === quote) p.pnl -= fee;
+  else if (fill.fee_asset === base) p.pnl -= mulUnits(fee, price);
+}
+
 export class Books {
+  /** Replays of a market's fills caused by fills arriving out of time order. */
+  replays = 0;
+
   private constructor(
     private readonly sql: Sql,
     readonly engine: 'sqlite' | 'postgres',
@@ -237,32 +285,63 @@ export class Books {
           orderId,
         ]);
       }
-      const pos = (
-        await sql.all<{ quantity: string; avg_entry_price: string; realized_pnl: string }>(
-          'SELECT quantity, avg_entry_price, realized_pnl FROM positions WHERE account = ? AND symbol = ?',
-          [account, fill.symbol],
-        )
-      )[0];
-      let q = pos ? signed(pos.quantity) : 0n;
-      let avg = pos ? signed(pos.avg_entry_price) : 0n;
-      let pnl = pos ? signed(pos.realized_pnl) : 0n;
-      const delta = fill.side === 'buy' ? qty : -qty;
-      if (q === 0n || q > 0n === delta > 0n) {
-        // Adding to the position (or opening it): the average cost moves.
-        const total = q + delta;
-        const size = total < 0n ? -total : total;
-        // Rounded half up, in 1e-8 units, as every amount in the books.
-        avg = total === 0n ? 0n : (avg * (q < 0n ? -q : q) + price * qty + size / 2n) / size;
-        q = total;
+      // Average cost depends on the order of fills. They arrive in any order (answers to
+      // orders in flight, the sync), so one older than the newest fill of its market
+      // triggers a replay of that market's fills in time order, trade id breaking ties: the
+      // order the reconciler recomputes in.
+      const newer = await sql.all<{ n: number | string }>(
+        `SELECT COUNT(*) AS n FROM fills f JOIN orders o ON o.id = f.order_id
+         WHERE f.symbol = ? AND o.account = ? AND f.trade_id <> ?
+           AND (f.timestamp > ? OR (f.timestamp = ? AND (length(f.trade_id) > ? OR (length(f.trade_id) = ? AND f.trade_id > ?))))`,
+        [
+          fill.symbol,
+          account,
+          fill.trade_id,
+          fill.timestamp,
+          fill.timestamp,
+          fill.trade_id.length,
+          fill.trade_id.length,
+          fill.trade_id,
+        ],
+      );
+      let position: PositionUnits;
+      if (Number(newer[0]?.n ?? 0) > 0) {
+        const all = await sql.all<{
+          trade_id: string;
+          side: 'buy' | 'sell';
+          quantity: string;
+          price: string;
+          fee: string;
+          fee_asset: string;
+          timestamp: string;
+        }>(
+          `SELECT f.trade_id, f.side, f.quantity, f.price, f.fee, f.fee_asset, f.timestamp FROM fills f
+           JOIN orders o ON o.id = f.order_id WHERE f.symbol = ? AND o.account = ?`,
+          [fill.symbol, account],
+        );
+        const ms = (t: unknown) => (t instanceof Date ? t.getTime() : Date.parse(String(t)));
+        all.sort(
+          (a, b) =>
+            ms(a.timestamp) - ms(b.timestamp) ||
+            a.trade_id.length - b.trade_id.length ||
+            (a.trade_id < b.trade_id ? -1 : a.trade_id > b.trade_id ? 1 : 0),
+        );
+        position = { q: 0n, avg: 0n, pnl: 0n };
+        for (const f of all) applyToPosition(position, fill.symbol, f);
+        this.replays++;
       } else {
-        // Reducing it: realize P&L on the closed part; a cross through zero opens the rest at the fill price.
-        const closing = qty < (q < 0n ? -q : q) ? qty : q < 0n ? -q : q;
-        pnl += mulUnits(q > 0n ? price - avg : avg - price, closing);
-        q += delta;
-        if (q === 0n) avg = 0n;
-        else if (q > 0n !== q - delta > 0n) avg = price;
+        const pos = (
+          await sql.all<{ quantity: string; avg_entry_price: string; realized_pnl: string }>(
+            'SELECT quantity, avg_entry_price, realized_pnl FROM positions WHERE account = ? AND symbol = ?',
+            [account, fill.symbol],
+          )
+        )[0];
+        position = pos
+          ? { q: signed(pos.quantity), avg: signed(pos.avg_entry_price), pnl: signed(pos.realized_pnl) }
+          : { q: 0n, avg: 0n, pnl: 0n };
+        applyToPosition(position, fill.symbol, fill);
       }
-      // Realized P&L is the price difference only, as the generator books it; fees show in the balances.
+      const { q, avg, pnl } = position;
       const now = fill.timestamp;
       await sql.run(
         `INSERT INTO positions (account, symbol, quantity, avg_entry_price, realized_pnl, updated_at) VALUES (?, ?, ?, ?, ?, ?)

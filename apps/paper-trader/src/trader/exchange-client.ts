@@ -115,8 +115,22 @@ export class ExchangeClient {
     return this.request('GET', '/api/v3/openOrders', { symbol }, true);
   }
 
-  allOrders(symbol: string, limit = 1000): Promise<VenueOrder[]> {
-    return this.request('GET', '/api/v3/allOrders', { symbol, limit }, true);
+  allOrders(
+    symbol: string,
+    range: { orderId?: number; startTime?: number; limit?: number } = {},
+  ): Promise<VenueOrder[]> {
+    return this.request('GET', '/api/v3/allOrders', { symbol, ...range, limit: range.limit ?? 1000 }, true);
+  }
+
+  /** The venue's markets: `BTCUSDT` with its base and quote assets. */
+  async markets(): Promise<Array<{ symbol: string; baseAsset: string; quoteAsset: string }>> {
+    const info = await this.request<{ symbols: Array<{ symbol: string; baseAsset: string; quoteAsset: string }> }>(
+      'GET',
+      '/api/v3/exchangeInfo',
+      {},
+      false,
+    );
+    return info.symbols.map(({ symbol, baseAsset, quoteAsset }) => ({ symbol, baseAsset, quoteAsset }));
   }
 
   myTrades(symbol: string, range: { fromId?: number; startTime?: number; limit?: number } = {}): Promise<VenueTrade[]> {

@@ -62,10 +62,14 @@ async function main(): Promise<void> {
     rate,
     log: (msg, detail) => log.warn(detail ?? {}, msg),
   });
-  await trader.start();
+  // The API is up before recovery runs, so the kill switch can be thrown while the books
+  // catch up with the venue; /health says "recovering" (503) until they have.
   const app = createApi({ books, venue, killSwitch, trader, version: '0.1.0', gitSha: env.GIT_SHA ?? 'unknown' });
   const url = await app.listen({ port, host });
   log.info({ url, mode, rate, kill_switch: killSwitch.state, database: books.engine }, 'paper-trader listening');
+  const recovering = Date.now();
+  await trader.start();
+  log.info({ ms: Date.now() - recovering }, 'recovered; trading loop running');
 
   let stopping = false;
   const stop = async (signal: string) => {

@@ -67,7 +67,14 @@ export class Trader {
   }
 
   /** Recovers (sync with the venue), then starts the loop. */
+  /** Every market of the venue: the bot trades a few, but orders of any may be in the books. */
+  #syncMarkets: ReadonlyArray<{ symbol: string; venue: string }> = MARKETS;
+
   async start(): Promise<void> {
+    this.#syncMarkets = await this.venue
+      .markets()
+      .then((ms) => ms.map((m) => ({ symbol: `${m.baseAsset}/${m.quoteAsset}`, venue: m.symbol })))
+      .catch(() => MARKETS);
     this.#lastTrade = await this.books.lastTradeIds();
     await this.refreshPrices().catch(() => undefined);
     await this.recover();
@@ -75,6 +82,14 @@ export class Trader {
     const periodMs = 50;
     this.#timer = setInterval(() => this.#tick(periodMs), periodMs);
     this.#syncTimer = setInterval(() => void this.sync().catch((err) => this.#venueError('sync', err)), 500);
+    this.#started = true;
+  }
+
+  #started = false;
+
+  /** True once recovery has run and the order loop is on. */
+  get started(): boolean {
+    return this.#started;
   }
 
   /** Stops sending, waits for orders in flight, and runs a last sync. */
@@ -253,7 +268,7 @@ export class Trader {
     // Orders in flight at a crash finish in any order, so their fills may sit below the
     // newest trade id the books hold: look again at every trade of the last few minutes.
     const since = await this.books.lastFillTimes();
-    for (const m of MARKETS) {
+    for (const m of this.#syncMarkets) {
       const last = since.get(m.symbol);
       if (last === undefined) continue;
       let range: { startTime?: number; fromId?: number } = { startTime: last - 5 * 60_000 };
@@ -301,7 +316,7 @@ export class Trader {
 
   async #sync(): Promise<void> {
     await this.refreshPrices();
-    markets: for (const m of MARKETS) {
+    markets: for (const m of this.#syncMarkets) {
       for (;;) {
         const from = (this.#lastTrade.get(m.symbol) ?? 0) + 1;
         const trades = await this.venue.myTrades(m.venue, { fromId: from });

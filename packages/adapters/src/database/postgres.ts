@@ -11,7 +11,7 @@ const LOCK_WAIT_TIMEOUT = '2min';
 const CONNECT_TIMEOUT_MS = 10_000;
 
 /** A connection string split into what may be shown and what must stay secret. */
-interface ParsedUrl {
+export interface ParsedUrl {
   /** The URL without its password: safe for messages and for a child's command line. */
   safe: string;
   password: string | undefined;
@@ -174,7 +174,7 @@ async function listArchive(file: string): Promise<{ ok: boolean; detail: string 
   return { ok: true, detail: `pg_restore --list: ${entries} TOC entries` };
 }
 
-function parseUrl(url: string): ParsedUrl {
+export function parseUrl(url: string): ParsedUrl {
   if (/^postgres(ql)?:\/\//i.test(url)) {
     let parsed: URL;
     try {

@@ -187,7 +187,7 @@ function countRows(db: Database.Database, names: string[]): Record<string, numbe
   return tables;
 }
 
-function integrityCheck(db: Database.Database): { ok: boolean; detail: string } {
+export function integrityCheck(db: Database.Database): { ok: boolean; detail: string } {
   try {
     const lines = (db.prepare('PRAGMA integrity_check').all() as { integrity_check: string }[]).map(
       (r) => r.integrity_check,
@@ -203,7 +203,7 @@ function integrityCheck(db: Database.Database): { ok: boolean; detail: string } 
 
 const SQLITE_MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 
-async function hasSqliteHeader(file: string): Promise<boolean> {
+export async function hasSqliteHeader(file: string): Promise<boolean> {
   const fd = await open(file, 'r');
   try {
     const head = Buffer.alloc(SQLITE_MAGIC.length);

@@ -62,10 +62,72 @@ export const DEFAULT_FILES = {
   audit: ['logs/**/*.jsonl', 'logs/**/*.log'],
 } as const;
 
+/** The target's own HTTP API (Sofia's): health, kill switch, and its view of the exchange. */
+export const TargetApiConfig = z
+  .object({
+    url: z.url(),
+    /** Each request's timeout; the kill-switch client falls back to the state file after it. */
+    timeoutMs: z.number().int().positive().default(2000),
+  })
+  .strict();
+
+/** Where the reconciler gets the exchange's side of the books. */
+export const ExchangeSourceConfig = z.discriminatedUnion('type', [
+  /** The target's `/exchange/*` routes (the target asks its venue). */
+  z
+    .object({
+      type: z.literal('http'),
+      url: z.url().optional(),
+      timeoutMs: z.number().int().positive().default(30_000),
+    })
+    .strict(),
+  /** Any ccxt exchange, asked directly with read-only keys from the environment. */
+  z
+    .object({
+      type: z.literal('ccxt'),
+      exchange: z.string().min(1),
+      apiKeyEnv: z.string().default('EXCHANGE_API_KEY'),
+      secretEnv: z.string().default('EXCHANGE_API_SECRET'),
+      /** Base URL overrides (a testnet, or a simulated venue). */
+      urls: z.record(z.string(), z.string()).optional(),
+      /** Markets to read; default: every market with a balance or an internal order. */
+      symbols: z.array(z.string()).optional(),
+      /** How far back to read orders and trades (ISO instant); default: everything the venue gives. */
+      since: z.string().optional(),
+      timeoutMs: z.number().int().positive().default(30_000),
+    })
+    .strict(),
+  /** A `lifeboat.exchange-snapshot/v1` file exported by other means. */
+  z.object({ type: z.literal('file'), path: z.string().min(1) }).strict(),
+]);
+export type ExchangeSourceConfig = z.infer<typeof ExchangeSourceConfig>;
+
+/** Named SQL queries that read the books from a target database of another schema. */
+export const BooksProfileConfig = z
+  .object({
+    orders: z.string().min(1),
+    fills: z.string().min(1),
+    positions: z.string().min(1),
+    balances: z.string().min(1),
+  })
+  .strict();
+export type BooksProfileConfig = z.infer<typeof BooksProfileConfig>;
+
 export const TargetConfig = z
   .object({
     /** The trading system's working directory. */
     root: z.string().min(1),
+    api: TargetApiConfig.optional(),
+    exchange: ExchangeSourceConfig.optional(),
+    reconcile: z
+      .object({
+        /** Queries for a schema other than the Sofia/paper-trader one (docs/FORMAT.md). */
+        profile: BooksProfileConfig.optional(),
+        /** Overrides of the reconciliation settings (tolerances, ages). */
+        settings: z.record(z.string(), z.unknown()).optional(),
+      })
+      .strict()
+      .optional(),
     database: DatabaseConfig.nullable().default({ engine: 'sqlite', path: 'trading.db' }),
     files: z
       .object({

@@ -1,0 +1,112 @@
+// The reconciler's process: a BullMQ worker on queue `reconcile` with an ops server
+// (/health, /ready, /metrics). Restore plans and drills send it jobs through the job bus.
+import { BullMqJobBus, configPath, createLogger, createOpsServer, createRuntime, loadConfig } from '@lifeboat/adapters';
+import { isLifeboatError, LifeboatError } from '@lifeboat/domain';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { reconcile } from './handlers/reconcile.js';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+const log = createLogger('reconciler');
+const VERSION = '0.1.0';
+
+function fail(err: unknown): never {
+  const message = isLifeboatError(err) ? err.describe() : (err as Error).message;
+  log.error({ err: isLifeboatError(err) ? err.toJSON() : { message } }, message);
+  process.exit(isLifeboatError(err) && ['INVALID_CONFIG', 'INVALID_REQUEST'].includes(err.code) ? 2 : 1);
+}
+
+async function main(): Promise<void> {
+  const loaded = await loadConfig(configPath());
+  const runtime = createRuntime(loaded);
+  const redisUrl = process.env.LIFEBOAT_REDIS_URL;
+  if (!redisUrl) {
+    log.error({}, 'the reconciler worker needs LIFEBOAT_REDIS_URL');
+    process.exit(2);
+  }
+  const registry = new Registry();
+  const duration = new Histogram({
+    name: 'lifeboat_reconcile_duration_seconds',
+    help: 'Wall time of reconcile jobs',
+    labelNames: ['target', 'verdict'],
+    buckets: [1, 5, 15, 30, 60, 120, 300, 600],
+    registers: [registry],
+  });
+  const jobs = new Counter({
+    name: 'lifeboat_reconcile_jobs_total',
+    help: 'Reconcile jobs by verdict (FAIL, PASS, PASS_WITH_CORRECTIONS, or error)',
+    labelNames: ['target', 'verdict'],
+    registers: [registry],
+  });
+  const lastPass = new Gauge({
+    name: 'lifeboat_reconcile_last_ready_timestamp_seconds',
+    help: 'Unix time of the last reconciliation that found the target ready to trade',
+    labelNames: ['target'],
+    registers: [registry],
+  });
+
+  const bus = new BullMqJobBus({
+    url: redisUrl,
+    prefix: process.env.LIFEBOAT_QUEUE_PREFIX ?? 'lifeboat',
+    onError: (err) => log.error({ err: { message: err.message } }, 'redis connection error'),
+  });
+  const consumer = await bus.consume(
+    'reconcile',
+    async (payload, job) => {
+      const target = (payload as { target?: string } | null)?.target ?? 'unknown';
+      // Job data lives in Redis: a database URL with a password must come from the config's urlEnv.
+      const internal = (payload as { internal?: unknown } | null)?.internal;
+      if (typeof internal === 'string' && /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/i.test(internal)) {
+        throw new LifeboatError(
+          'INVALID_REQUEST',
+          'reconcile request: internal carries a password; job data must not',
+          {
+            hint: "reconcile the target's configured database instead (its URL comes from the environment)",
+          },
+        );
+      }
+      const started = Date.now();
+      try {
+        const result = await reconcile(payload, { runtime, log: log.child({ jobId: job.jobId }) });
+        const verdict = result.report.verdict;
+        duration.observe({ target, verdict }, (Date.now() - started) / 1000);
+        jobs.inc({ target, verdict });
+        if (result.report.ready_to_trade) lastPass.set({ target }, Date.now() / 1000);
+        return result;
+      } catch (err) {
+        jobs.inc({ target, verdict: 'error' });
+        throw err;
+      }
+    },
+    { concurrency: Number(process.env.LIFEBOAT_CONCURRENCY ?? 1) },
+  );
+  const ops = createOpsServer({
+    app: 'reconciler',
+    registry,
+    version: VERSION,
+    readiness: async () => {
+      await runtime.store.check();
+      return null;
+    },
+  });
+  const address = await ops.listen({
+    host: process.env.LIFEBOAT_OPS_HOST ?? '0.0.0.0',
+    port: Number(process.env.LIFEBOAT_OPS_PORT ?? 9103),
+  });
+  log.info({ ops: address, store: runtime.store.location, queue: 'reconcile' }, 'reconciler worker started');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: finishing the current job');
+    await consumer.close();
+    await bus.close();
+    await ops.close();
+    log.info({}, 'stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch(fail);
