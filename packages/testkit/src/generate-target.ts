@@ -53,8 +53,8 @@ const BATCH_ORDERS = 20_000;
  * order count is planned from these rather than by watching the file grow, so the rows
  * depend only on the seed and the size, never on the engine's page layout.
  */
-const SQLITE_BYTES_PER_ORDER = 600;
-const SQLITE_SMALL_BYTES_PER_ORDER = 625;
+const SQLITE_BYTES_PER_ORDER = 660;
+const SQLITE_SMALL_BYTES_PER_ORDER = 715;
 const POSTGRES_BYTES_PER_ORDER = 640;
 
 /** Fixed-point: every quantity, price and amount is a bigint of 1e-8 units, written with 8 decimals. */
@@ -519,11 +519,11 @@ class TradingBook {
 function plannedOrders(dbBudget: number, engine: 'sqlite' | 'postgres', pageSize: number): number {
   if (engine === 'postgres') {
     // Every table, index and TOAST table with its index starts with one 8 KiB page.
-    return Math.max(3, Math.round((dbBudget - 15 * 8192) / POSTGRES_BYTES_PER_ORDER));
+    return Math.max(3, Math.round((dbBudget - 17 * 8192) / POSTGRES_BYTES_PER_ORDER));
   }
   // The schema alone takes one page per table and index, plus the header page.
   const perOrder = pageSize === 4096 ? SQLITE_BYTES_PER_ORDER : SQLITE_SMALL_BYTES_PER_ORDER;
-  return Math.max(3, Math.round((dbBudget - 12 * pageSize) / perOrder));
+  return Math.max(3, Math.round((dbBudget - 14 * pageSize) / perOrder));
 }
 
 function writeSqlite(file: string, book: TradingBook, orders: number, pageSize: number): void {

@@ -118,6 +118,26 @@ export const TargetConfig = z
     /** The trading system's working directory. */
     root: z.string().min(1),
     api: TargetApiConfig.optional(),
+    /** Sofia's kill-switch state file, relative to the root; written directly when the API is down. */
+    killSwitchFile: z.string().min(1).default('kill_switch_state.json'),
+    /** Commands that start and stop the target (run by a shell in the target's root). */
+    control: z
+      .object({
+        /** Starts it trading live, e.g. `systemctl start sofia-trading`. */
+        start: z.string().min(1),
+        /** Starts it in shadow mode (orders recorded, not sent), e.g. `systemctl start sofia-trading-shadow`. */
+        startShadow: z.string().min(1),
+        /** Stops it; must succeed when it is already stopped. */
+        stop: z.string().min(1),
+        /** Working directory of the commands (default: the target's root, or the config's directory when the root is gone). */
+        cwd: z.string().optional(),
+        /** Longest a command may take. */
+        timeoutMs: z.number().int().positive().default(120_000),
+        /** Longest the target may take to answer healthy after a start. */
+        healthTimeoutMs: z.number().int().positive().default(60_000),
+      })
+      .strict()
+      .optional(),
     exchange: ExchangeSourceConfig.optional(),
     reconcile: z
       .object({
