@@ -4,6 +4,7 @@ import { backupCommand, extractCommand, listCommand, pruneCommand, verifyCommand
 import { demoInitCommand } from './commands/demo.js';
 import { demoStartCommand, demoStopCommand } from './commands/demo-run.js';
 import { reconcileCommand } from './commands/reconcile.js';
+import { killSwitchCommand, restoreCommand } from './commands/restore.js';
 import { describeError, EXIT, errorJson, exitCodeFor, printJson } from './output.js';
 
 const program = new Command('lifeboat')
@@ -47,6 +48,7 @@ demo
   .option('--seed <n>', 'seed for the generated data (same seed, same data)', '1')
   .option('--no-encrypt', 'no age key pair: archives unencrypted, .env files left out of backups')
   .option('--port <n>', 'the paper-trader API port written to lifeboat.yaml (targets.demo.api.url)', '8023')
+  .option('--exchange-port <n>', 'the simulated exchange port the control commands use', '8024')
   .option('--json', 'print one JSON result')
   .action(run((dir: string, opts: Parameters<typeof demoInitCommand>[1]) => demoInitCommand(dir, opts)));
 
@@ -57,11 +59,13 @@ withGlobals(demo.command('start'))
   .option('--port <n>', "paper-trader API port (default: the port of the target's api.url, else 8023)")
   .option('--exchange-port <n>', 'simulated exchange port', '8024')
   .option('--detach', 'run in the background with pid files in <demo>/run/')
+  .option('--only <process>', 'with --detach: start only exchange or paper-trader')
   .option('--json', 'print one JSON result (with --detach)')
   .action(run((opts: Parameters<typeof demoStartCommand>[0]) => demoStartCommand(opts)));
 
 withGlobals(demo.command('stop'))
   .description('stop a detached demo (SIGTERM, then SIGKILL after 15 s)')
+  .option('--only <process>', 'stop only exchange or paper-trader')
   .option('--json', 'print one JSON result')
   .action(run((opts: Parameters<typeof demoStopCommand>[0]) => demoStopCommand(opts)));
 
@@ -118,6 +122,25 @@ withGlobals(program.command('reconcile'))
   .option('--no-store', 'do not store the report in the object store')
   .option('--json', 'print one JSON result')
   .action(run((opts: Parameters<typeof reconcileCommand>[0]) => reconcileCommand(opts)));
+
+withGlobals(program.command('restore'))
+  .description("run a recovery scenario (the runbook's): kill switch ON first, every step timed")
+  .requiredOption('--scenario <scenario>', 'app-crash, db-corruption or server-loss')
+  .option('--backup <id>', 'the backup to restore, or latest', 'latest')
+  .option('--point-in-time <iso>', 'the newest backup taken at or before this time')
+  .option('--to <destination>', 'production, sandbox (a scratch directory) or sandbox:<dir>', 'production')
+  .option('--dry-run', 'print the plan and what each step would touch; change nothing')
+  .option('--yes', 'confirm a production restore without the prompt')
+  .option('--sign-off <name>', 'who accepts the reconciliation corrections')
+  .option('--reason <text>', 'why (goes into the kill switch events)', 'restore')
+  .option('--json', 'print one JSON result')
+  .action(run((opts: Parameters<typeof restoreCommand>[0]) => restoreCommand(opts)));
+
+withGlobals(program.command('kill-switch <action>'))
+  .description('status, activate or deactivate the kill switch (deactivation needs a passing reconciliation)')
+  .option('--reason <text>', 'why (required to change it; goes into the audit trail)')
+  .option('--json', 'print one JSON result')
+  .action(run((action: string, opts: Parameters<typeof killSwitchCommand>[1]) => killSwitchCommand(action, opts)));
 
 try {
   await program.parseAsync(process.argv);

@@ -19,5 +19,6 @@ export * from './schemas/kill-switch.js';
 export * from './schemas/manifest.js';
 export * from './schemas/reconcile.js';
 export * from './schemas/reconcile-job.js';
+export * from './schemas/restore.js';
 export * from './target-schema.js';
 export * from './units.js';

@@ -16,6 +16,8 @@ export interface DemoStartOptions extends GlobalOptions {
   mode: string;
   port?: string;
   exchangePort: string;
+  /** With --detach: start just one of the two (restores restart the trader, not its venue). */
+  only?: string;
   detach?: boolean;
   json?: boolean;
 }
@@ -137,7 +139,12 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
       `--rate must be between 0 and 500 orders per second, got "${opts.rate}"`,
     );
   }
-  for (const name of PROCESSES) {
+  if (opts.only !== undefined && !PROCESSES.includes(opts.only as ProcessName)) {
+    throw new LifeboatError('INVALID_REQUEST', `--only must be exchange or paper-trader, got "${opts.only}"`);
+  }
+  if (opts.only && !opts.detach) throw new LifeboatError('INVALID_REQUEST', '--only needs --detach');
+  const selected = PROCESSES.filter((p) => !opts.only || p === opts.only);
+  for (const name of selected) {
     const pid = await readPid(demoDir, name);
     if (pid && alive(pid)) {
       throw new LifeboatError('CONFLICT', `${name} of this demo is already running (pid ${pid})`, {
@@ -145,10 +152,12 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
       });
     }
   }
-  for (const [what, port] of [
-    ['--port', opts.port],
-    ['--exchange-port', opts.exchangePort],
-  ] as const) {
+  for (const [what, port] of (
+    [
+      ['--port', opts.port, 'paper-trader'],
+      ['--exchange-port', opts.exchangePort, 'exchange'],
+    ] as const
+  ).filter(([, , name]) => selected.includes(name))) {
     if (!(await portFree(Number(port)))) {
       throw new LifeboatError('CONFLICT', `${what} ${port}: something already listens on 127.0.0.1:${port}`, {
         hint: 'stop it (`lifeboat demo stop`?) or choose another port',
@@ -192,10 +201,12 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
     await mkdir(runDir(demoDir), { recursive: true });
     const started: Record<string, { pid: number; log: string }> = {};
     try {
-      for (const [name, env] of [
-        ['exchange', exchangeEnv],
-        ['paper-trader', traderEnv],
-      ] as const) {
+      for (const [name, env] of (
+        [
+          ['exchange', exchangeEnv],
+          ['paper-trader', traderEnv],
+        ] as const
+      ).filter(([name]) => selected.includes(name))) {
         const log = join(runDir(demoDir), `${name}.log`);
         const fd = openSync(log, 'a');
         const child = spawn(process.execPath, [entry(name)], { env, detached: true, stdio: ['ignore', fd, fd] });
@@ -276,12 +287,15 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
   return traderCode === 0 && exchangeCode === 0 ? EXIT.ok : EXIT.failed;
 }
 
-export async function demoStopCommand(opts: GlobalOptions & { json?: boolean }): Promise<number> {
+export async function demoStopCommand(opts: GlobalOptions & { json?: boolean; only?: string }): Promise<number> {
+  if (opts.only !== undefined && !PROCESSES.includes(opts.only as ProcessName)) {
+    throw new LifeboatError('INVALID_REQUEST', `--only must be exchange or paper-trader, got "${opts.only}"`);
+  }
   const runtime = await openRuntime(opts);
   const demoDir = runtime.loaded.baseDir;
   const stopped: Record<string, number | null> = {};
   // The trader first, so nothing trades against a venue that is going away.
-  for (const name of ['paper-trader', 'exchange'] as const) {
+  for (const name of (['paper-trader', 'exchange'] as const).filter((n) => !opts.only || n === opts.only)) {
     const pid = await readPid(demoDir, name);
     stopped[name] = pid;
     if (!pid || !alive(pid)) {

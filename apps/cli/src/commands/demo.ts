@@ -15,11 +15,15 @@ export interface DemoInitOptions {
   databaseUrl?: string;
   encrypt: boolean;
   port: string;
+  exchangePort: string;
   json?: boolean;
 }
 
 export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promise<number> {
   const root = resolve(dir);
+  const configFile = join(root, 'lifeboat.yaml');
+  // The control commands run this same CLI (restores stop and start the paper-trader with it).
+  const cli = `"${process.execPath}" "${resolve(import.meta.dirname, '..', '..', 'bin', 'lifeboat.js')}"`;
   let sizeBytes: number;
   try {
     sizeBytes = parseSize(opts.size);
@@ -29,6 +33,13 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
   const port = Number(opts.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw new LifeboatError('INVALID_REQUEST', `--port must be a TCP port (1-65535), got "${opts.port}"`);
+  }
+  const exchangePort = Number(opts.exchangePort);
+  if (!Number.isInteger(exchangePort) || exchangePort < 1 || exchangePort > 65535) {
+    throw new LifeboatError(
+      'INVALID_REQUEST',
+      `--exchange-port must be a TCP port (1-65535), got "${opts.exchangePort}"`,
+    );
   }
   const seed = Number(opts.seed);
   if (!Number.isInteger(seed))
@@ -99,6 +110,11 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
     `    api: { url: "http://127.0.0.1:${port}" }`,
     "    # The reconciler asks the exchange through the target's /exchange/* routes.",
     '    exchange: { type: http }',
+    '    # How a restore stops and starts the trading system (the venue keeps running).',
+    '    control:',
+    `      start: ${JSON.stringify(`${cli} demo start --detach --only paper-trader --exchange-port ${exchangePort} --config "${configFile}"`)}`,
+    `      startShadow: ${JSON.stringify(`${cli} demo start --detach --only paper-trader --mode shadow --exchange-port ${exchangePort} --config "${configFile}"`)}`,
+    `      stop: ${JSON.stringify(`${cli} demo stop --only paper-trader --config "${configFile}"`)}`,
   );
   if (opts.db === 'sqlite') {
     lines.push('    database: { engine: sqlite, path: trading.db }');
@@ -109,7 +125,6 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
     lines.push(`    database: { engine: postgres, url: "${databaseUrl}" }`);
   }
   lines.push('retention:', '  keepDaily: 30', 'backup:', '  verifyAfter: quick', '');
-  const configFile = join(root, 'lifeboat.yaml');
   await writeFile(configFile, lines.join('\n'));
 
   const summary = {

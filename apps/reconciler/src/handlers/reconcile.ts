@@ -202,7 +202,9 @@ export async function reconcile(payload: unknown, ctx: ReconcileContext): Promis
       );
       await within('store report', () => runtime.store.put(reportKey as string, body));
     }
-    if (target) await audit(target.root, request, report.verdict, report.ready_to_trade, actions, reportKey);
+    // The target's own audit log records runs over its own books, not over a copy elsewhere (a sandbox).
+    if (target && !request.internal)
+      await audit(target.root, request, report.verdict, report.ready_to_trade, actions, reportKey);
 
     const result: ReconcileJobResult = {
       target: target?.name ?? null,

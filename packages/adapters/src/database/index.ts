@@ -4,7 +4,7 @@ import { type DatabaseConfig, type DatabaseEngine, LifeboatError, type SnapshotI
 import { PostgresEngine } from './postgres.js';
 import { SqliteEngine } from './sqlite.js';
 
-export { PostgresEngine } from './postgres.js';
+export { PostgresEngine, parseUrl, runPgTool } from './postgres.js';
 export { SqliteEngine } from './sqlite.js';
 
 /**

@@ -63,7 +63,7 @@ export class PostgresEngine implements DatabaseEngine {
       const dumpFile = join(dir, name);
       const staging = `${dumpFile}.partial`;
       await rm(staging, { force: true });
-      const dump = await run(
+      const dump = await runPgTool(
         'pg_dump',
         [
           '--format=custom',
@@ -166,7 +166,7 @@ async function listArchive(file: string): Promise<{ ok: boolean; detail: string 
       retryable: false,
     });
   }
-  const listed = await run('pg_restore', ['--list', file], {});
+  const listed = await runPgTool('pg_restore', ['--list', file], {});
   if (listed.code !== 0) {
     return { ok: false, detail: firstLine(listed.stderr) || `pg_restore --list exited with ${listed.code}` };
   }
@@ -215,7 +215,7 @@ function firstLine(text: string): string {
 }
 
 /** Runs a PostgreSQL client tool, capturing its output; a missing tool is a configuration problem. */
-function run(
+export function runPgTool(
   command: string,
   args: string[],
   extraEnv: Record<string, string>,

@@ -1,0 +1,232 @@
+// The restore handler: one recovery plan for one target, kill switch first, one restore per
+// target at a time, every step timed. A failed step stops the plan with the kill switch ON
+// and the last good state in place; the result names the step and the cause.
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import {
+  createKillSwitch,
+  createTargetControl,
+  HttpFileKillSwitch,
+  parseUrl,
+  type ResolvedTarget,
+} from '@lifeboat/adapters';
+import {
+  compactUtc,
+  describeZodError,
+  type Lease,
+  LifeboatError,
+  RestoreRequest,
+  type RestoreResult,
+  SCENARIO_RTO_MS,
+} from '@lifeboat/domain';
+import type { RestoreContext } from '../context.js';
+import { runPlan } from '../plan.js';
+import { planFor } from '../scenarios.js';
+import type { Destination, RunState } from '../steps.js';
+
+/** How long a restore's lock lives without renewal; renewed every third of it. */
+const LOCK_TTL_MS = 30_000;
+
+export function parseRestoreRequest(payload: unknown): RestoreRequest {
+  const parsed = RestoreRequest.safeParse(payload);
+  if (!parsed.success) throw new LifeboatError('INVALID_REQUEST', describeZodError(parsed.error, 'restore request'));
+  return parsed.data;
+}
+
+async function isEmptyOrMissing(dir: string): Promise<boolean> {
+  return readdir(dir).then(
+    (e) => e.length === 0,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return true;
+      throw err;
+    },
+  );
+}
+
+function withDatabase(url: string, database: string): string {
+  const u = new URL(url);
+  u.pathname = `/${encodeURIComponent(database)}`;
+  return u.toString();
+}
+
+async function destinationFor(
+  request: RestoreRequest,
+  target: ResolvedTarget,
+  baseDir: string,
+  env: NodeJS.ProcessEnv,
+  stamp: string,
+): Promise<Destination> {
+  const db = target.config.database;
+  const pgUrl = db?.engine === 'postgres' ? (db.url ?? env[db.urlEnv]) : undefined;
+  if (db?.engine === 'postgres' && !pgUrl) {
+    throw new LifeboatError(
+      'INVALID_CONFIG',
+      `the PostgreSQL URL is not set: environment variable ${db.urlEnv} is empty`,
+    );
+  }
+  if (request.destination === 'production') {
+    const sqlite = db?.engine === 'sqlite' ? (isAbsolute(db.path) ? db.path : resolve(target.root, db.path)) : null;
+    return {
+      kind: 'production',
+      root: target.root,
+      sqlite,
+      postgresUrl: pgUrl ?? null,
+      databaseLabel: sqlite ?? (pgUrl ? parseUrl(pgUrl).safe : null),
+    };
+  }
+  const named = request.destination.startsWith('sandbox:') ? request.destination.slice('sandbox:'.length) : null;
+  const root = named ? resolve(baseDir, named) : await mkdtemp(join(tmpdir(), `lifeboat-sandbox-${target.name}-`));
+  if (!(await isEmptyOrMissing(root))) {
+    throw new LifeboatError('CONFLICT', `sandbox ${root} is not empty`, { hint: 'name a new or empty directory' });
+  }
+  // A sandbox never touches production: never the target's root, never its database.
+  if (resolve(root) === resolve(target.root) || resolve(root).startsWith(`${resolve(target.root)}/`)) {
+    throw new LifeboatError('INVALID_REQUEST', `sandbox ${root} is inside the production target ${target.root}`);
+  }
+  const sqlite = db?.engine === 'sqlite' ? resolve(root, isAbsolute(db.path) ? basename(db.path) : db.path) : null;
+  const scratch = pgUrl
+    ? withDatabase(pgUrl, `${new URL(pgUrl).pathname.slice(1)}_sandbox_${stamp}`.slice(0, 63))
+    : null;
+  return {
+    kind: 'sandbox',
+    root,
+    sqlite,
+    postgresUrl: scratch,
+    databaseLabel: sqlite ?? (scratch ? parseUrl(scratch).safe : null),
+  };
+}
+
+export async function restore(payload: unknown, ctx: RestoreContext): Promise<RestoreResult> {
+  const request = parseRestoreRequest(payload);
+  const now = ctx.now ?? (() => new Date());
+  const env = ctx.env ?? process.env;
+  const started = now();
+  const stamp = compactUtc(started);
+  const target = ctx.runtime.target(request.target);
+  if (request.scenario === 'app-crash' && request.destination !== 'production') {
+    throw new LifeboatError(
+      'INVALID_REQUEST',
+      'app-crash restarts the production target; a sandbox has nothing to restart',
+      {
+        hint: 'use --scenario db-corruption or server-loss with --to sandbox',
+      },
+    );
+  }
+  const dest = await destinationFor(request, target, ctx.runtime.loaded.baseDir, env, stamp);
+  const staging = join(dirname(dest.root), `.${basename(dest.root)}.lifeboat-restore-${stamp}`);
+  const killSwitch =
+    dest.kind === 'production'
+      ? (ctx.killSwitchFor ?? createKillSwitch)(target)
+      : // A sandbox's switch is its own state file; the production API is never called.
+        new HttpFileKillSwitch({ timeoutMs: 1000, stateFile: resolve(dest.root, target.config.killSwitchFile) });
+  const control =
+    dest.kind === 'production'
+      ? (ctx.controlFor ?? ((t) => createTargetControl(t, ctx.runtime.loaded.baseDir, env)))(target)
+      : null;
+  const state: RunState = {
+    ctx,
+    request,
+    target,
+    dest,
+    stamp,
+    killSwitch,
+    control,
+    staging,
+    backupId: null,
+    manifest: null,
+    extracted: null,
+    stagedSqlite: null,
+    stagedPostgres: null,
+    movedAside: [],
+    healthyAt: null,
+    reconciliation: null,
+    killSwitchState: 'unknown',
+  };
+  const steps = planFor(request.scenario, state);
+  const log = ctx.log;
+
+  let lease: Lease | null = null;
+  if (!request.dryRun) {
+    lease = await ctx.locks.acquire(
+      `restore:${target.name}`,
+      ctx.holder ?? `${request.requestedBy}@${process.pid}`,
+      LOCK_TTL_MS,
+    );
+    // Every step first checks the lease: a holder that lost it stops before touching anything.
+    for (const s of steps) {
+      const run = s.run;
+      s.run = async () => {
+        lease?.assertHeld();
+        return run();
+      };
+    }
+  }
+  log.info(
+    {
+      target: target.name,
+      scenario: request.scenario,
+      destination: dest.kind,
+      root: dest.root,
+      dryRun: request.dryRun,
+      token: lease?.token,
+    },
+    'restore: start',
+  );
+  try {
+    if (!request.dryRun) await mkdir(staging, { recursive: true });
+    const run = await runPlan(steps, { now, dryRun: request.dryRun, ...(ctx.onStep ? { onStep: ctx.onStep } : {}) });
+    const ended = now();
+    const report = state.reconciliation?.report ?? null;
+    const ready = !run.failed && Boolean(report?.ready_to_trade);
+    const toHealthy = state.healthyAt ? state.healthyAt.getTime() - started.getTime() : null;
+    const reconcileEnd = run.steps.find((s) => s.name === 'reconcile')?.endedAt;
+    const toReady = ready && reconcileEnd ? Date.parse(reconcileEnd) - started.getTime() : null;
+    const result: RestoreResult = {
+      target: target.name,
+      scenario: request.scenario,
+      destination: { kind: dest.kind, root: dest.root, database: dest.databaseLabel },
+      backupId: state.backupId,
+      dryRun: request.dryRun,
+      outcome: request.dryRun ? 'PLANNED' : run.failed ? 'FAILED' : 'COMPLETED',
+      failedStep: run.failed?.name ?? null,
+      error: run.failed?.error ?? null,
+      steps: run.steps,
+      startedAt: started.toISOString(),
+      endedAt: ended.toISOString(),
+      rto: {
+        targetMs: SCENARIO_RTO_MS[request.scenario],
+        toHealthyShadowMs: toHealthy,
+        toReadyMs: toReady,
+        withinTarget: toReady === null ? null : toReady <= SCENARIO_RTO_MS[request.scenario],
+      },
+      readyToTrade: ready,
+      killSwitch: state.killSwitchState,
+      movedAside: state.movedAside,
+      reconciliation: report
+        ? {
+            verdict: report.verdict,
+            readyToTrade: report.ready_to_trade,
+            reportKey: state.reconciliation?.reportKey ?? null,
+          }
+        : null,
+      fencingToken: lease?.token ?? null,
+    };
+    log[run.failed ? 'error' : 'info'](
+      {
+        target: target.name,
+        scenario: request.scenario,
+        outcome: result.outcome,
+        failedStep: result.failedStep,
+        rto: result.rto,
+        movedAside: result.movedAside,
+      },
+      'restore: done',
+    );
+    return result;
+  } finally {
+    // Staging may hold decrypted secrets: it never outlives the run.
+    await rm(staging, { recursive: true, force: true });
+    await lease?.release();
+  }
+}

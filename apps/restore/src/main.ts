@@ -1,0 +1,107 @@
+// The restore app's process: a BullMQ worker on queue `restore` with an ops server. Plans
+// reconcile through the job bus (queue `reconcile`), so a reconciler worker must run too.
+import { hostname } from 'node:os';
+import {
+  BullMqJobBus,
+  configPath,
+  createLockProvider,
+  createLogger,
+  createOpsServer,
+  createRuntime,
+  loadConfig,
+} from '@lifeboat/adapters';
+import { isLifeboatError, type ReconcileJobResult } from '@lifeboat/domain';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { restore } from './handlers/restore.js';
+
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+const log = createLogger('restore');
+const VERSION = '0.1.0';
+
+function fail(err: unknown): never {
+  const message = isLifeboatError(err) ? err.describe() : (err as Error).message;
+  log.error({ err: isLifeboatError(err) ? err.toJSON() : { message } }, message);
+  process.exit(isLifeboatError(err) && ['INVALID_CONFIG', 'INVALID_REQUEST'].includes(err.code) ? 2 : 1);
+}
+
+async function main(): Promise<void> {
+  const loaded = await loadConfig(configPath());
+  const runtime = createRuntime(loaded);
+  const redisUrl = process.env.LIFEBOAT_REDIS_URL;
+  if (!redisUrl) {
+    log.error({}, 'the restore worker needs LIFEBOAT_REDIS_URL');
+    process.exit(2);
+  }
+  const prefix = process.env.LIFEBOAT_QUEUE_PREFIX ?? 'lifeboat';
+  const registry = new Registry();
+  const jobs = new Counter({
+    name: 'lifeboat_restore_jobs_total',
+    help: 'Restore jobs by scenario and outcome',
+    labelNames: ['target', 'scenario', 'outcome'],
+    registers: [registry],
+  });
+  const rto = new Gauge({
+    name: 'lifeboat_restore_rto_seconds',
+    help: 'Measured time from the start of the last restore to ready to trade',
+    labelNames: ['target', 'scenario'],
+    registers: [registry],
+  });
+  const bus = new BullMqJobBus({
+    url: redisUrl,
+    prefix,
+    onError: (err) => log.error({ err: { message: err.message } }, 'redis connection error'),
+  });
+  const locks = createLockProvider({ redisUrl, dir: loaded.baseDir, prefix });
+  let seq = 0;
+  const consumer = await bus.consume(
+    'restore',
+    async (payload, job) => {
+      const result = await restore(payload, {
+        runtime,
+        log: log.child({ jobId: job.jobId }),
+        locks,
+        holder: `restore worker ${hostname()}:${process.pid} job ${job.jobId}`,
+        reconcile: async (request) => {
+          const jobId = `reconcile:${request.target}:restore:${job.jobId}:${++seq}`;
+          await bus.enqueue('reconcile', request, { jobId });
+          return (await bus.result('reconcile', jobId, { timeoutMs: 3600_000 })) as ReconcileJobResult;
+        },
+      });
+      jobs.inc({ target: result.target, scenario: result.scenario, outcome: result.outcome });
+      if (result.rto.toReadyMs !== null)
+        rto.set({ target: result.target, scenario: result.scenario }, result.rto.toReadyMs / 1000);
+      return result;
+    },
+    { concurrency: Number(process.env.LIFEBOAT_CONCURRENCY ?? 1) },
+  );
+  const ops = createOpsServer({
+    app: 'restore',
+    registry,
+    version: VERSION,
+    readiness: async () => {
+      await runtime.store.check();
+      return null;
+    },
+  });
+  const address = await ops.listen({
+    host: process.env.LIFEBOAT_OPS_HOST ?? '0.0.0.0',
+    port: Number(process.env.LIFEBOAT_OPS_PORT ?? 9102),
+  });
+  log.info({ ops: address, store: runtime.store.location, queue: 'restore' }, 'restore worker started');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'stopping: finishing the current job');
+    await consumer.close();
+    await bus.close();
+    await ops.close();
+    log.info({}, 'stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch(fail);

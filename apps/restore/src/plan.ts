@@ -1,0 +1,62 @@
+// A plan of named steps run in order, each timed and recorded (start, end, outcome,
+// evidence). The first failure stops the plan; the steps after it stay NOT_STARTED.
+import { isLifeboatError, type StepRecord } from '@lifeboat/domain';
+
+export interface StepOutcome {
+  outcome: string;
+  evidence?: Record<string, unknown>;
+  /** The step did not apply (a sandbox, nothing to do): recorded as SKIPPED. */
+  skipped?: boolean;
+}
+
+export interface PlanStep {
+  name: string;
+  description: string;
+  touches: string[];
+  run: () => Promise<StepOutcome>;
+}
+
+export interface PlanRun {
+  steps: StepRecord[];
+  failed: StepRecord | null;
+}
+
+export async function runPlan(
+  steps: PlanStep[],
+  options: { now?: () => Date; onStep?: (step: StepRecord) => void; dryRun?: boolean } = {},
+): Promise<PlanRun> {
+  const now = options.now ?? (() => new Date());
+  const records: StepRecord[] = steps.map((s) => ({
+    name: s.name,
+    description: s.description,
+    status: 'NOT_STARTED',
+    touches: s.touches,
+    evidence: {},
+  }));
+  if (options.dryRun) return { steps: records, failed: null };
+  for (const [i, step] of steps.entries()) {
+    const record = records[i] as StepRecord;
+    const started = now();
+    record.status = 'EXECUTING';
+    record.startedAt = started.toISOString();
+    options.onStep?.(record);
+    try {
+      const out = await step.run();
+      record.status = out.skipped ? 'SKIPPED' : 'COMPLETED';
+      record.outcome = out.outcome;
+      record.evidence = out.evidence ?? {};
+    } catch (err) {
+      record.status = 'FAILED';
+      record.error = isLifeboatError(err)
+        ? err.toJSON()
+        : { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
+      record.outcome = record.error.message;
+    }
+    const ended = now();
+    record.endedAt = ended.toISOString();
+    record.durationMs = ended.getTime() - started.getTime();
+    options.onStep?.(record);
+    if (record.status === 'FAILED') return { steps: records, failed: record };
+  }
+  return { steps: records, failed: null };
+}

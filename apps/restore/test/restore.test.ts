@@ -1,0 +1,377 @@
+// The runbook's three recovery scenarios against a running paper-trader with live order flow,
+// over SQLite and over PostgreSQL, through `lifeboat restore` (embedded mode): the disaster
+// is injected, the plan recovers, the kill switch is ON afterwards, and the venue receives no
+// order between the activation and the end.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import type { RestoreResult } from '@lifeboat/domain';
+import { getTestStack, type TestStack } from '@lifeboat/testkit';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const repo = join(import.meta.dirname, '..', '..', '..');
+const bin = join(repo, 'apps', 'cli', 'bin', 'lifeboat.js');
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+// Async spawn: the S3 server of the test stack may live in this process.
+function lifeboat(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: repo,
+      env: { ...process.env, LIFEBOAT_REDIS_URL: '', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function resultOf(run: Run): RestoreResult {
+  try {
+    return JSON.parse(run.stdout) as RestoreResult;
+  } catch {
+    throw new Error(`not a JSON result (exit ${run.code}): ${run.stdout.slice(0, 500)} ${run.stderr.slice(0, 2000)}`);
+  }
+}
+
+/** Samples the venue's order counter while a restore runs: [time, orders received]. */
+function watchVenue(exchangePort: number): { stop: () => Promise<Array<[number, number]>> } {
+  const samples: Array<[number, number]> = [];
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const res = await fetch(`http://127.0.0.1:${exchangePort}/_lifeboat/stats`).catch(() => null);
+      if (res?.ok) samples.push([Date.now(), ((await res.json()) as { ordersReceived: number }).ordersReceived]);
+      await sleep(100);
+    }
+  })();
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+      return samples;
+    },
+  };
+}
+
+/** After the kill switch went ON, the venue's counter never moved. */
+function expectNoOrdersAfterActivation(result: RestoreResult, samples: Array<[number, number]>) {
+  const activation = result.steps.find((s) => s.name === 'activate-kill-switch');
+  const after = Date.parse(activation?.endedAt as string);
+  const counts = samples.filter(([t]) => t >= after).map(([, n]) => n);
+  expect(counts.length).toBeGreaterThan(3);
+  expect(new Set(counts).size).toBe(1);
+}
+
+function checksums(root: string, skip: (rel: string) => boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      const p = join(dir, e.name);
+      const rel = relative(root, p);
+      if (e.isDirectory()) walk(p);
+      else if (!skip(rel)) out[rel] = createHash('sha256').update(readFileSync(p)).digest('hex');
+    }
+  };
+  walk(root);
+  return out;
+}
+
+let stack: TestStack;
+const dirs: string[] = [];
+beforeAll(async () => {
+  stack = await getTestStack();
+});
+afterAll(async () => {
+  for (const d of dirs) await rm(d, { recursive: true, force: true });
+});
+
+describe.each(['sqlite', 'postgres'] as const)('lifeboat restore over %s', (engine) => {
+  let dir: string;
+  let demo: string;
+  let config: string;
+  let databaseUrl: string | undefined;
+  let port: number;
+  let exchangePort: number;
+  let backupId: string;
+  const env = () => (databaseUrl ? { DATABASE_URL: databaseUrl } : {});
+  const target = () => join(demo, 'target');
+  const killSwitchState = () => JSON.parse(readFileSync(join(target(), 'kill_switch_state.json'), 'utf8')).state;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), `lifeboat-restore-${engine}-`));
+    dirs.push(dir);
+    demo = join(dir, 'demo');
+    port = await freePort();
+    exchangePort = await freePort();
+    databaseUrl = engine === 'postgres' ? await stack.postgres.createDatabase('restore') : undefined;
+    const init = await lifeboat([
+      'demo',
+      'init',
+      demo,
+      '--size',
+      '256KiB',
+      '--db',
+      engine,
+      '--port',
+      String(port),
+      '--exchange-port',
+      String(exchangePort),
+      ...(databaseUrl ? ['--database-url', databaseUrl] : []),
+      '--json',
+    ]);
+    expect(init.code, init.stderr).toBe(0);
+    config = JSON.parse(init.stdout).config;
+    const start = await lifeboat(
+      ['demo', 'start', '--config', config, '--detach', '--rate', '40', '--exchange-port', String(exchangePort)],
+      env(),
+    );
+    expect(start.code, start.stderr).toBe(0);
+    await sleep(1000);
+    const backup = await lifeboat(['backup', '--config', config, '--json'], env());
+    expect(backup.code, backup.stderr).toBe(0);
+    backupId = JSON.parse(backup.stdout).backupId;
+    // Trading goes on after the backup: the restore has fills to recover from the venue.
+    await sleep(1500);
+  });
+
+  afterAll(async () => {
+    await lifeboat(['demo', 'stop', '--config', config]);
+    if (databaseUrl) {
+      // The damaged databases renamed aside by the restores go with the test's own.
+      const client = new pg.Client({ connectionString: databaseUrl.replace(/\/[^/]+$/, '/postgres') });
+      await client.connect();
+      const name = new URL(databaseUrl).pathname.slice(1);
+      const { rows } = await client.query<{ datname: string }>(
+        'SELECT datname FROM pg_database WHERE datname LIKE $1',
+        [`${name}%`],
+      );
+      for (const r of rows) {
+        await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [r.datname]);
+        await client.query(`DROP DATABASE IF EXISTS "${r.datname}"`);
+      }
+      await client.end();
+    }
+  });
+
+  it('app-crash: restarts the killed process in shadow mode; books agree, ready to trade, kill switch ON', async () => {
+    const pid = Number(readFileSync(join(demo, 'run', 'paper-trader.pid'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    const venue = watchVenue(exchangePort);
+    const run = await lifeboat(
+      ['restore', '--config', config, '--scenario', 'app-crash', '--yes', '--json', '--sign-off', 'test'],
+      env(),
+    );
+    const result = resultOf(run);
+    expectNoOrdersAfterActivation(result, await venue.stop());
+    expect(result.outcome, JSON.stringify(result.steps.filter((s) => s.status === 'FAILED'))).toBe('COMPLETED');
+    expect(result.steps.map((s) => s.status).every((s) => s === 'COMPLETED')).toBe(true);
+    expect(result.killSwitch).toBe('ON');
+    expect(killSwitchState()).toBe('ON');
+    expect(result.reconciliation?.verdict).toMatch(/^PASS/);
+    expect(result.readyToTrade).toBe(true);
+    expect(result.rto.toHealthyShadowMs).toBeGreaterThan(0);
+    expect(result.rto.toReadyMs).toBeGreaterThanOrEqual(result.rto.toHealthyShadowMs as number);
+    const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as {
+      mode: string;
+      kill_switch: string;
+    };
+    expect(health).toMatchObject({ mode: 'shadow', kill_switch: 'ON' });
+    expect(run.code).toBe(0);
+  });
+
+  it('refuses a restore from an archive with one flipped byte, leaving the target untouched', async () => {
+    await lifeboat(['demo', 'stop', '--only', 'paper-trader', '--config', config]);
+    const archive = readdirSync(join(demo, 'store', 'demo', 'backups', backupId)).find((f) => f.startsWith('archive'));
+    const file = join(demo, 'store', 'demo', 'backups', backupId, archive as string);
+    const fh = await open(file, 'r+');
+    const at = Math.floor(statSync(file).size / 2);
+    const byte = Buffer.alloc(1);
+    await fh.read(byte, 0, 1, at);
+    await fh.write(Buffer.from([byte[0]! ^ 0xff]), 0, 1, at);
+    await fh.close();
+    try {
+      // The kill switch going ON is the one change a failed restore makes, by design.
+      const before = checksums(target(), (rel) => rel === 'kill_switch_state.json');
+      const dbBefore = databaseUrl ? await rowCounts(databaseUrl) : null;
+      const run = await lifeboat(
+        ['restore', '--config', config, '--scenario', 'db-corruption', '--backup', backupId, '--yes', '--json'],
+        env(),
+      );
+      const result = resultOf(run);
+      expect(run.code).toBe(1);
+      expect(result.outcome).toBe('FAILED');
+      expect(result.failedStep).toBe('fetch-and-verify');
+      expect(result.error?.message).toMatch(/sha256|damaged|does not match/i);
+      expect(checksums(target(), (rel) => rel === 'kill_switch_state.json')).toEqual(before);
+      if (databaseUrl) expect(await rowCounts(databaseUrl)).toEqual(dbBefore);
+      expect(killSwitchState()).toBe('ON');
+      expect(result.movedAside).toEqual([]);
+    } finally {
+      const fh2 = await open(file, 'r+');
+      const b = Buffer.alloc(1);
+      await fh2.read(b, 0, 1, at);
+      await fh2.write(Buffer.from([b[0]! ^ 0xff]), 0, 1, at);
+      await fh2.close();
+    }
+    const start = await lifeboat(
+      [
+        'demo',
+        'start',
+        '--config',
+        config,
+        '--detach',
+        '--only',
+        'paper-trader',
+        '--rate',
+        '40',
+        '--exchange-port',
+        String(exchangePort),
+      ],
+      env(),
+    );
+    expect(start.code, start.stderr).toBe(0);
+    // Trading resumes for the next scenario.
+    await lifeboat(['kill-switch', 'activate', '--config', config, '--reason', 'test: reset'], env());
+    await fetch(`http://127.0.0.1:${port}/kill-switch/deactivate`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'test: trade again' }),
+    });
+    await sleep(1500);
+  });
+
+  it('db-corruption: damaged database kept aside, the backup restored and checked, fills recovered from the venue', async () => {
+    await damageDatabase(engine, join(target(), 'trading.db'), databaseUrl);
+    const venue = watchVenue(exchangePort);
+    const run = await lifeboat(
+      ['restore', '--config', config, '--scenario', 'db-corruption', '--yes', '--json', '--sign-off', 'test'],
+      env(),
+    );
+    const result = resultOf(run);
+    expectNoOrdersAfterActivation(result, await venue.stop());
+    expect(result.outcome, JSON.stringify(result.steps.filter((s) => s.status === 'FAILED'))).toBe('COMPLETED');
+    expect(result.killSwitch).toBe('ON');
+    expect(killSwitchState()).toBe('ON');
+    expect(result.movedAside.length).toBeGreaterThan(0);
+    if (engine === 'sqlite') for (const p of result.movedAside) expect(existsSync(p)).toBe(true);
+    const manifest = JSON.parse(
+      readFileSync(join(demo, 'store', 'demo', 'backups', result.backupId as string, 'manifest.json'), 'utf8'),
+    );
+    const restoredStep = result.steps.find((s) => s.name === 'restore-database');
+    expect(restoredStep?.evidence.tables).toEqual(manifest.database.tables);
+    const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as {
+      mode: string;
+      kill_switch: string;
+    };
+    expect(health).toMatchObject({ mode: 'shadow', kill_switch: 'ON' });
+    expect(result.reconciliation?.verdict).toMatch(/^PASS|FAIL/);
+  });
+
+  it('server-loss: an empty host gets config, database and state back, the kill switch ON', async () => {
+    await lifeboat(['demo', 'stop', '--only', 'paper-trader', '--config', config]);
+    const envFile = readFileSync(join(target(), '.env'), 'utf8');
+    rmSync(target(), { recursive: true, force: true });
+    if (databaseUrl) await dropDatabase(databaseUrl);
+    const run = await lifeboat(
+      ['restore', '--config', config, '--scenario', 'server-loss', '--yes', '--json', '--sign-off', 'test'],
+      env(),
+    );
+    const result = resultOf(run);
+    expect(result.outcome, JSON.stringify(result.steps.filter((s) => s.status === 'FAILED'))).toBe('COMPLETED');
+    expect(readFileSync(join(target(), '.env'), 'utf8')).toBe(envFile);
+    expect(killSwitchState()).toBe('ON');
+    const health = (await (await fetch(`http://127.0.0.1:${port}/health`)).json()) as {
+      mode: string;
+      kill_switch: string;
+    };
+    expect(health).toMatchObject({ mode: 'shadow', kill_switch: 'ON' });
+    const restoredStep = result.steps.find((s) => s.name === 'restore-database');
+    const manifest = JSON.parse(
+      readFileSync(join(demo, 'store', 'demo', 'backups', result.backupId as string, 'manifest.json'), 'utf8'),
+    );
+    expect(restoredStep?.evidence.tables).toEqual(manifest.database.tables);
+    expect(result.rto.toHealthyShadowMs).toBeGreaterThan(0);
+  });
+
+  it('refuses a second restore of the same target while one runs, naming the holder', async () => {
+    const first = lifeboat(['restore', '--config', config, '--scenario', 'app-crash', '--yes', '--json'], env());
+    await sleep(400);
+    const second = await lifeboat(['restore', '--config', config, '--scenario', 'app-crash', '--yes'], env());
+    expect(second.code).toBe(2);
+    expect(second.stderr).toMatch(/already running.*held by lifeboat restore/);
+    await first;
+  });
+});
+
+async function rowCounts(url: string): Promise<Record<string, number>> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const out: Record<string, number> = {};
+    for (const t of ['orders', 'fills', 'positions', 'balances']) {
+      out[t] = Number((await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM ${t}`)).rows[0]?.n);
+    }
+    return out;
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * SQLite: pages in the middle of the file overwritten with garbage. PostgreSQL: its data files
+ * belong to the server (overwriting them under a running server is not reliably seen through
+ * its buffer cache), so the damage is logical: the fills table truncated.
+ */
+async function damageDatabase(engine: 'sqlite' | 'postgres', file: string, url: string | undefined): Promise<void> {
+  if (engine === 'sqlite') {
+    const size = statSync(file).size;
+    const fh = await open(file, 'r+');
+    await fh.write(Buffer.alloc(8192, 0xa5), 0, 8192, Math.floor(size / 4096 / 2) * 4096);
+    await fh.close();
+    return;
+  }
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query('TRUNCATE fills');
+  await client.end();
+}
+
+async function dropDatabase(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url.replace(/\/[^/]+$/, '/postgres') });
+  await client.connect();
+  const name = new URL(url).pathname.slice(1);
+  await client.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name]);
+  await client.query(`DROP DATABASE "${name}"`);
+  await client.end();
+}
