@@ -1,0 +1,154 @@
+// The restore and reconciler workers as separate processes on the local Redis: `lifeboat
+// restore` in distributed mode queues the plan, the restore worker runs it (with a Redis
+// lease), and its reconcile step goes through the job bus to the reconciler worker.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { RestoreResult } from '@lifeboat/domain';
+import { getTestStack, type TestStack, uniqueName } from '@lifeboat/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const repo = join(import.meta.dirname, '..', '..', '..');
+const bin = join(repo, 'apps', 'cli', 'bin', 'lifeboat.js');
+
+function lifeboat(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: repo,
+      env: { ...process.env, LIFEBOAT_REDIS_URL: '', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function startWorker(
+  app: 'restore' | 'reconciler',
+  env: NodeJS.ProcessEnv,
+): Promise<{ child: ChildProcess; ops: string }> {
+  const child = spawn(process.execPath, [join(repo, 'apps', app, 'dist', 'main.js')], {
+    env,
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    lines.on('line', (line) => {
+      const entry = JSON.parse(line) as { msg?: string; ops?: string };
+      if (entry.msg === `${app} worker started` && entry.ops) resolve({ child, ops: entry.ops });
+    });
+    child.once('exit', (code) => reject(new Error(`${app} worker exited early with code ${code}`)));
+  });
+}
+
+let stack: TestStack;
+let dir: string;
+let config: string;
+let port: number;
+let exchangePort: number;
+const workers: ChildProcess[] = [];
+let env: NodeJS.ProcessEnv;
+
+beforeAll(async () => {
+  stack = await getTestStack();
+  dir = await mkdtemp(join(tmpdir(), 'lifeboat-restore-worker-'));
+  port = await freePort();
+  exchangePort = await freePort();
+  const init = await lifeboat([
+    'demo',
+    'init',
+    join(dir, 'demo'),
+    '--size',
+    '256KiB',
+    '--port',
+    String(port),
+    '--exchange-port',
+    String(exchangePort),
+    '--json',
+  ]);
+  expect(init.code, init.stderr).toBe(0);
+  config = JSON.parse(init.stdout).config;
+  const start = await lifeboat([
+    'demo',
+    'start',
+    '--config',
+    config,
+    '--detach',
+    '--rate',
+    '40',
+    '--exchange-port',
+    String(exchangePort),
+  ]);
+  expect(start.code, start.stderr).toBe(0);
+  await new Promise((r) => setTimeout(r, 1000));
+  expect((await lifeboat(['backup', '--config', config])).code).toBe(0);
+  env = {
+    ...process.env,
+    LIFEBOAT_CONFIG: config,
+    LIFEBOAT_REDIS_URL: stack.redis.url,
+    LIFEBOAT_QUEUE_PREFIX: uniqueName('lbr'),
+    LIFEBOAT_OPS_PORT: '0',
+    LIFEBOAT_OPS_HOST: '127.0.0.1',
+  };
+  for (const app of ['reconciler', 'restore'] as const) workers.push((await startWorker(app, env)).child);
+});
+
+afterAll(async () => {
+  for (const w of workers) if (w.exitCode === null) w.kill('SIGTERM');
+  await lifeboat(['demo', 'stop', '--config', config]);
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('restores through the BullMQ workers', () => {
+  it('runs app-crash and db-corruption queued by the CLI, reconciling through the reconciler worker', async () => {
+    const pid = Number(readFileSync(join(dir, 'demo', 'run', 'paper-trader.pid'), 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    const crash = await lifeboat(
+      ['restore', '--config', config, '--scenario', 'app-crash', '--yes', '--json', '--sign-off', 'test'],
+      {
+        LIFEBOAT_REDIS_URL: env.LIFEBOAT_REDIS_URL,
+        LIFEBOAT_QUEUE_PREFIX: env.LIFEBOAT_QUEUE_PREFIX,
+      },
+    );
+    const crashed = JSON.parse(crash.stdout) as RestoreResult;
+    expect(crashed.outcome, crash.stderr).toBe('COMPLETED');
+    expect(crashed.fencingToken).toBeGreaterThan(0);
+    expect(crashed.reconciliation?.reportKey).toMatch(/^demo\/reports\/reconciliation\//);
+    expect(crashed.killSwitch).toBe('ON');
+
+    const corrupt = await lifeboat(['restore', '--config', config, '--scenario', 'db-corruption', '--yes', '--json'], {
+      LIFEBOAT_REDIS_URL: env.LIFEBOAT_REDIS_URL,
+      LIFEBOAT_QUEUE_PREFIX: env.LIFEBOAT_QUEUE_PREFIX,
+    });
+    const restored = JSON.parse(corrupt.stdout) as RestoreResult;
+    expect(restored.outcome, corrupt.stderr).toBe('COMPLETED');
+    expect(restored.fencingToken).toBeGreaterThan(crashed.fencingToken as number);
+    expect(restored.movedAside[0]).toMatch(/trading\.db\.corrupted-/);
+    expect(JSON.parse(readFileSync(join(dir, 'demo', 'target', 'kill_switch_state.json'), 'utf8')).state).toBe('ON');
+  });
+});
