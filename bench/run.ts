@@ -164,6 +164,90 @@ async function benchBackup(args: Args) {
   };
 }
 
+/**
+ * restore: `lifeboat restore --scenario server-loss --to sandbox:<dir>` (fetch, checksum every
+ * entry, SQLite integrity check and row counts, kill switch ON in the restored state, rename
+ * into place) vs the runbook's manual path over the same files (`tar -xzf` + `cp` +
+ * `PRAGMA integrity_check`). Both archives are unencrypted gzip, as the runbook's is.
+ */
+async function benchRestore(args: Args) {
+  const target = await dataset(args.size, args.sizeLabel);
+  const work = join(cacheRoot, 'work-restore');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  const config = join(work, 'lifeboat.yaml');
+  writeFileSync(config, `store:\n  type: fs\n  path: store\ntargets:\n  bench:\n    root: ${target}\n`);
+  const made = spawnSync(process.execPath, [cli, 'backup', '--config', config, '--json'], {
+    cwd: work,
+    encoding: 'utf8',
+  });
+  if (made.status !== 0) throw new Error(`lifeboat backup failed: ${made.stderr}`);
+  const backupId = (JSON.parse(made.stdout) as { backupId: string }).backupId;
+  // The runbook's archive of the same target, made once.
+  const tarball = join(work, 'sofia.tar.gz');
+  timed(`tar -czf ${JSON.stringify(tarball)} -C ${JSON.stringify(target)} .`, work);
+  const sourceBytes = dirBytes(target);
+  const a: Measured[] = [];
+  const b: Measured[] = [];
+  for (let i = 0; i < args.runs; i++) {
+    rmSync(join(work, 'restored'), { recursive: true, force: true });
+    rmSync(join(work, 'manual'), { recursive: true, force: true });
+    a.push(
+      timed(
+        `node ${JSON.stringify(cli)} restore --config lifeboat.yaml --scenario server-loss --backup ${backupId} --to sandbox:restored --yes --json > restore-result.json`,
+        work,
+      ),
+    );
+    const result = JSON.parse(readFileSync(join(work, 'restore-result.json'), 'utf8')) as {
+      outcome: string;
+      failedStep: string | null;
+    };
+    if (result.outcome !== 'COMPLETED') throw new Error(`lifeboat restore ${result.outcome} at ${result.failedStep}`);
+    // Scenario 2 of the runbook by hand: unpack, copy the database into place, check it.
+    b.push(
+      timed(
+        [
+          'set -e',
+          'mkdir -p manual/extract manual/target',
+          `tar -xzf ${JSON.stringify(tarball)} -C manual/extract`,
+          'cp manual/extract/trading.db manual/target/trading.db',
+          'test "$(sqlite3 manual/target/trading.db "PRAGMA integrity_check")" = ok',
+        ].join('\n'),
+        work,
+      ),
+    );
+    process.stderr.write(
+      `run ${i + 1}/${args.runs}: lifeboat ${a.at(-1)?.wallS.toFixed(2)} s, runbook ${b.at(-1)?.wallS.toFixed(2)} s\n`,
+    );
+  }
+  const mib = sourceBytes / 1024 ** 2;
+  const row = (name: string, ms: Measured[]) => ({
+    name,
+    medianWallS: median(ms.map((m) => m.wallS)),
+    minWallS: Math.min(...ms.map((m) => m.wallS)),
+    maxWallS: Math.max(...ms.map((m) => m.wallS)),
+    mibPerS: mib / median(ms.map((m) => m.wallS)),
+    peakRssMiB: Math.max(...ms.map((m) => m.peakRssMiB)),
+  });
+  const rows = [
+    row('lifeboat restore server-loss → sandbox', a),
+    row('runbook: tar -xzf + cp + PRAGMA integrity_check', b),
+  ];
+  const ratio = (rows[0]?.medianWallS ?? 0) / (rows[1]?.medianWallS ?? 1);
+  const data = { bench: 'restore', size: args.sizeLabel, sourceBytes, runs: args.runs, backupId, rows, ratio };
+  const lines = [
+    `restore: ${args.sizeLabel} target (${mib.toFixed(0)} MiB of files), median of ${args.runs} runs`,
+    `  ${'operation'.padEnd(48)} ${'wall s'.padStart(8)} ${'MiB/s'.padStart(8)} ${'peak RSS MiB'.padStart(13)}`,
+    ...rows.map(
+      (r) =>
+        `  ${r.name.padEnd(48)} ${r.medianWallS.toFixed(2).padStart(8)} ${r.mibPerS.toFixed(1).padStart(8)} ${r.peakRssMiB.toFixed(0).padStart(13)}`,
+    ),
+    `  ratio lifeboat / runbook (wall time): ${ratio.toFixed(2)}`,
+    '  lifeboat also checks every entry sha256 and the row counts against the manifest, and sets the kill switch ON',
+  ];
+  return { bench: 'restore', lines, data };
+}
+
 /** A benchmark's outcome: the lines it prints and the data `--json` gives. */
 interface BenchResult {
   bench: string;
@@ -188,6 +272,7 @@ const BENCHES: Record<string, (args: Args) => Promise<BenchResult>> = {
     const r = await benchBackup(args);
     return { bench: r.bench, lines: backupLines(r), data: r };
   },
+  restore: benchRestore,
   soak: (args) => benchSoak({ cli, cacheRoot, seconds: args.seconds, rate: args.rate }),
 };
 

@@ -496,6 +496,12 @@ export function reconcileStep(s: RunState, full: boolean): PlanStep {
     `${full ? 'full ' : ''}reconciliation of the books with the exchange; corrections applied, reported`,
     [s.dest.databaseLabel ?? '(no database)', 'the exchange (read only)'],
     async () => {
+      if (!s.target.config.exchange && !s.target.config.api) {
+        return {
+          skipped: true,
+          outcome: `no exchange source configured (targets.${s.target.name}.exchange): not reconciled, so not ready to trade`,
+        };
+      }
       const sandboxSource = s.dest.kind === 'sandbox' ? (s.dest.sqlite ?? s.dest.postgresUrl) : null;
       const result = await s.ctx.reconcile({
         target: s.target.name,
