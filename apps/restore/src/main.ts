@@ -96,6 +96,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'stopping: finishing the current job');
     await consumer.close();
     await bus.close();
+    await locks.close();
     await ops.close();
     log.info({}, 'stopped');
     process.exit(0);

@@ -5,5 +5,8 @@ export * from './config/load.js';
 export * from './config/runtime.js';
 export * from './database/index.js';
 export * from './job-bus/index.js';
+export * from './kill-switch/index.js';
+export * from './lock/index.js';
 export * from './object-store/index.js';
 export * from './ops/index.js';
+export * from './target-control/index.js';
