@@ -1,7 +1,7 @@
 // The steps restore plans are made of. Each is small, names what it touches, and records its
 // evidence; the scenarios (scenarios.ts) put them in the runbook's order.
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { openBooksSource, type ResolvedTarget } from '@lifeboat/adapters';
 import { extractBackup, listBackups, readManifest } from '@lifeboat/backup';

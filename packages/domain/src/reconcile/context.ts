@@ -1,7 +1,9 @@
 // The state one reconciliation run shares between its checks: inputs, clocks, tolerances,
 // the items and discrepancies found so far, and the corrections collected on the way.
+import { LifeboatError } from '../errors.js';
 import {
   type BookFill,
+  type BookOrder,
   type Books,
   CHECK_NAMES,
   type CheckName,
@@ -16,7 +18,7 @@ import {
   type StatusCounts,
 } from '../schemas/reconcile.js';
 import { Dec } from './decimal.js';
-import { StringIndex } from './string-index.js';
+import { StringIndex, strictlyIncreasing } from './string-index.js';
 
 const CHECK_INDEX: Record<CheckName, number> = {
   database_integrity: 0,
@@ -39,15 +41,55 @@ export interface Counters {
   fees_not_valued: number;
 }
 
-/** Where to find an internal order by client id; a client id used twice is in `duplicates`. */
-export interface InternalOrders {
-  /** The first order with a client id, or -1. */
-  byClientId: StringIndex;
-  duplicates: Map<string, number[]>;
-  /** Built on first use: only trades whose client id is unknown need it. */
-  byExchangeId(): Map<string, number>;
+/** Where to find an internal order by client id or exchange order id. */
+export class InternalOrders {
+  /** Client ids used by more than one order, with those orders. */
+  readonly duplicates = new Map<string, number[]>();
   /** Every order is in the default account, so no fill needs its order looked up for one. */
-  allDefaultAccount: boolean;
+  readonly allDefaultAccount: boolean;
+  readonly #orders: readonly BookOrder[];
+  #byClientId: StringIndex | undefined;
+  #byExchangeId: Map<string, number> | undefined;
+
+  constructor(orders: readonly BookOrder[]) {
+    this.#orders = orders;
+    let allDefaultAccount = true;
+    for (const o of orders) {
+      if (o.account !== DEFAULT_ACCOUNT) {
+        allDefaultAccount = false;
+        break;
+      }
+    }
+    this.allDefaultAccount = allDefaultAccount;
+    if (!strictlyIncreasing(orders, (o) => o.client_order_id)) this.#index();
+  }
+
+  /** The first order with a client id (`get` gives -1 for none); built on first use when ids rise. */
+  get byClientId(): StringIndex {
+    return this.#byClientId ?? this.#index();
+  }
+
+  /** Built on first use: only trades whose client id is unknown need it. */
+  byExchangeId(): Map<string, number> {
+    if (!this.#byExchangeId) {
+      const map = new Map<string, number>();
+      this.#orders.forEach((o, i) => {
+        if (o.exchange_order_id !== null && !map.has(o.exchange_order_id)) map.set(o.exchange_order_id, i);
+      });
+      this.#byExchangeId = map;
+    }
+    return this.#byExchangeId;
+  }
+
+  #index(): StringIndex {
+    const ids = this.#orders.map((o) => o.client_order_id);
+    this.#byClientId = new StringIndex(ids, (i, first) => {
+      const list = this.duplicates.get(ids[i]!);
+      if (list) list.push(i);
+      else this.duplicates.set(ids[i]!, [first, i]);
+    });
+    return this.#byClientId;
+  }
 }
 
 /** A position item that broke, kept so the plan can tell whether a rebuilt position mends it. */
@@ -127,6 +169,12 @@ export class Run {
 
   /** Records an item with what was found about it; BREAK and UNRESOLVED items always carry a discrepancy. */
   add(item: ReconcileItem, found: readonly Discrepancy[] = [], listed = true): void {
+    if ((item.status === 'BREAK' || item.status === 'UNRESOLVED') && found.length === 0) {
+      throw new LifeboatError(
+        'INTERNAL',
+        `reconcile: ${item.check} item ${item.key} is ${item.status} with no discrepancy`,
+      );
+    }
     this.count(item.check, item.status);
     if (listed) this.items.push(item);
     for (const d of found) this.discrepancies.push(d);
@@ -142,7 +190,7 @@ export class Run {
   }
 
   get orders(): InternalOrders {
-    if (!this.#orders) this.#orders = indexOrders(this.books);
+    if (!this.#orders) this.#orders = new InternalOrders(this.books.orders);
     return this.#orders;
   }
 
@@ -153,40 +201,6 @@ export class Run {
     const i = orders.byClientId.get(clientOrderId);
     return i === -1 ? DEFAULT_ACCOUNT : this.books.orders[i]!.account;
   }
-}
-
-function indexOrders(books: Books): InternalOrders {
-  const duplicates = new Map<string, number[]>();
-  let allDefaultAccount = true;
-  const orders = books.orders;
-  const ids = new Array<string>(orders.length);
-  for (let i = 0; i < orders.length; i++) {
-    const o = orders[i]!;
-    ids[i] = o.client_order_id;
-    if (o.account !== DEFAULT_ACCOUNT) allDefaultAccount = false;
-  }
-  const byClientId = new StringIndex(ids, (i, first) => {
-    const id = ids[i]!;
-    const list = duplicates.get(id);
-    if (list) list.push(i);
-    else duplicates.set(id, [first, i]);
-  });
-  let byExchange: Map<string, number> | undefined;
-  return {
-    byClientId,
-    duplicates,
-    allDefaultAccount,
-    byExchangeId() {
-      if (!byExchange) {
-        byExchange = new Map();
-        for (let i = 0; i < orders.length; i++) {
-          const id = orders[i]!.exchange_order_id;
-          if (id !== null && !byExchange.has(id)) byExchange.set(id, i);
-        }
-      }
-      return byExchange;
-    },
-  };
 }
 
 /** Drops the fields that are undefined, so a discrepancy or item has exactly the fields it uses. */

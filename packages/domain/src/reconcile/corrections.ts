@@ -13,7 +13,7 @@ import type {
 import type { Backfill, Run } from './context.js';
 import { timeMs } from './context.js';
 import { formatUnits, isZeroDecimal, judgeAbsolute, sameDecimal } from './decimal.js';
-import type { FillGroups, PnlResult } from './pnl.js';
+import { type FillGroups, membersOf, type PnlResult } from './pnl.js';
 import {
   AVG_EXTRA_DIGITS,
   type Lifecycle,
@@ -24,12 +24,8 @@ import {
   splitSymbol,
 } from './replay.js';
 
-export function positionFromLifecycle(
-  account: string,
-  symbol: string,
-  scale: number,
-  lifecycle: Lifecycle,
-): BookPosition {
+export function positionFromLifecycle(account: string, symbol: string, lifecycle: Lifecycle): BookPosition {
+  const scale = lifecycle.scale;
   return {
     account,
     symbol,
@@ -39,7 +35,7 @@ export function positionFromLifecycle(
   };
 }
 
-export function buildPlan(run: Run, groups: FillGroups, fillMs: Float64Array, pnl: PnlResult): CorrectionPlan {
+export function buildPlan(run: Run, groups: FillGroups, fillMs: readonly number[], pnl: PnlResult): CorrectionPlan {
   const fills = run.books.fills;
   const backfills = new Map<string, Backfill[]>();
   const pairs = new Map<string, { account: string; symbol: string }>();
@@ -54,37 +50,49 @@ export function buildPlan(run: Run, groups: FillGroups, fillMs: Float64Array, pn
     if (list) list.push(b);
     else backfills.set(key, [b]);
   }
-  const hasFills = (account: string, symbol: string): boolean =>
-    groups.bySymbol.get(symbol)?.has(account) === true || backfills.has(`${account}:${symbol}`);
+  const groupOf = (account: string, symbol: string): number | undefined => groups.bySymbol.get(symbol)?.get(account);
   // A broken position is rebuilt from its fills; one with no fills has nothing to rebuild from.
-  for (const b of run.positionBreaks) if (hasFills(b.account, b.symbol)) want(b.account, b.symbol);
+  for (const b of run.positionBreaks) {
+    if (groupOf(b.account, b.symbol) !== undefined || backfills.has(`${b.account}:${b.symbol}`)) {
+      want(b.account, b.symbol);
+    }
+  }
   for (const symbol of pnl.breaks.keys()) {
     for (const account of groups.bySymbol.get(symbol)?.keys() ?? []) want(account, symbol);
   }
 
+  const replayed: number[] = [];
+  for (const [key, { account, symbol }] of pairs) {
+    const g = groupOf(account, symbol);
+    if (g !== undefined && backfills.has(key)) replayed.push(g);
+  }
+  const members = membersOf(run, groups, replayed, fillMs);
+
   const rebuilt = new Map<string, BookPosition>();
   for (const [key, { account, symbol }] of [...pairs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-    const own = groups.bySymbol.get(symbol)?.get(account) ?? [];
-    const added = backfills.get(key) ?? [];
-    let result = pnl.lifecycles.get(key);
-    if (added.length > 0 || !result) {
+    const g = groupOf(account, symbol);
+    const added = backfills.get(key);
+    let lifecycle: Lifecycle;
+    if (!added && g !== undefined) {
+      lifecycle = pnl.lifecycles[g]!;
+    } else {
       const list: ReplayFill[] = [];
       const ms: number[] = [];
-      for (const i of own) {
+      for (const i of (g === undefined ? undefined : members.get(g)) ?? []) {
         list.push(fills[i]!);
         ms.push(fillMs[i]!);
       }
-      for (const b of added) {
+      for (const b of added ?? []) {
         list.push(b.fill);
         ms.push(timeMs(b.fill.timestamp));
       }
       const order = list.map((_, k) => k);
-      sortFills(order, Float64Array.from(ms), list);
+      sortFills(order, ms, list);
       const [base, quote] = splitSymbol(symbol);
       // The symbol's scale at least, so every account of a symbol prints its numbers alike.
-      result = replay(list, order, base, quote, pnl.scales.get(symbol) ?? MIN_SCALE);
+      lifecycle = replay(list, order, base, quote, pnl.scales.get(symbol) ?? MIN_SCALE);
     }
-    rebuilt.set(key, positionFromLifecycle(account, symbol, result.scale, result.lifecycle));
+    rebuilt.set(key, positionFromLifecycle(account, symbol, lifecycle));
   }
 
   // Which breaks the rebuilt positions mend.

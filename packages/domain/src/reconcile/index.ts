@@ -75,11 +75,11 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
   checkPositions(run);
   checkOrders(run);
   const fills = input.books.fills;
-  const fillMs = new Float64Array(fills.length);
+  const fillMs = new Array<number>(fills.length);
   for (let i = 0; i < fills.length; i++) fillMs[i] = timeMs(fills[i]!.timestamp);
   checkFills(run, fillMs);
   const groups = groupFills(run, fillMs);
-  const pnl = checkPnl(run, groups);
+  const pnl = checkPnl(run, groups, fillMs);
   const corrections = buildPlan(run, groups, fillMs, pnl);
 
   const checks = {} as ChecksResult;

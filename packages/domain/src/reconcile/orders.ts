@@ -10,7 +10,7 @@ import type {
 } from '../schemas/reconcile.js';
 import { compact, type Run, timeMs } from './context.js';
 import { compareDecimal, isZeroDecimal, judgeAbsolute, judgeRelative } from './decimal.js';
-import { StringIndex } from './string-index.js';
+import { StringIndex, strictlyIncreasing } from './string-index.js';
 
 const CHECK = 'order_consistency';
 
@@ -47,8 +47,9 @@ export function checkOrders(run: Run): void {
   const mine = books.orders;
   const theirs = exchange.orders;
   const index = run.orders;
-  const pairOfMine = new Int32Array(mine.length).fill(-1);
-  const pairOfTheirs = new Int32Array(theirs.length).fill(-1);
+  // Plain arrays throughout: see StringIndex on typed arrays and full collections.
+  const pairOfMine = new Array<number>(mine.length).fill(-1);
+  const pairOfTheirs = new Array<number>(theirs.length).fill(-1);
   /** Client ids the exchange lists twice, with the exchange orders carrying them. */
   const exchangeDuplicates = new Map<string, number[]>();
 
@@ -142,7 +143,7 @@ export function checkOrders(run: Run): void {
     );
   }
 
-  const theirMs = new Float64Array(theirs.length);
+  const theirMs = new Array<number>(theirs.length);
   for (let j = 0; j < theirs.length; j++) theirMs[j] = timeMs(theirs[j]!.updated_at);
 
   for (let i = 0; i < mine.length; i++) {
@@ -202,7 +203,8 @@ function judgePair(run: Run, o: BookOrder, e: ExchangeOrder, mineMs: number, the
     o.symbol === e.symbol &&
     o.side === e.side &&
     o.type === e.type &&
-    (o.exchange_order_id === null || o.exchange_order_id === e.exchange_order_id)
+    (o.exchange_order_id === null || o.exchange_order_id === e.exchange_order_id) &&
+    (e.client_order_id === '' || e.client_order_id === o.client_order_id)
   ) {
     run.count(CHECK, 'MATCHED');
     if (run.listAll) {
@@ -256,6 +258,10 @@ function judgePair(run: Run, o: BookOrder, e: ExchangeOrder, mineMs: number, the
   }
   if (o.exchange_order_id !== null && o.exchange_order_id !== e.exchange_order_id) {
     attributes.push(`exchange order id ${o.exchange_order_id} internally, ${e.exchange_order_id} on the exchange`);
+  }
+  // Possible only when the orders were paired by exchange order id.
+  if (e.client_order_id !== '' && e.client_order_id !== o.client_order_id) {
+    attributes.push(`client order id ${o.client_order_id} internally, ${e.client_order_id} on the exchange`);
   }
 
   const states: string[] = [];
@@ -436,23 +442,29 @@ function judgeExchangeOnly(run: Run, e: ExchangeOrder, theirMs: number): void {
 // ---------------------------------------------------------------------------------------
 // Fills against trades
 
-export function checkFills(run: Run, fillMs: Float64Array): void {
+export function checkFills(run: Run, fillMs: readonly number[]): void {
   const fills = run.books.fills;
   const trades = run.exchange.trades;
   if (!run.exchange.complete.trades) incomplete(run, 'trades');
 
-  const ids = new Array<string>(fills.length);
-  for (let i = 0; i < fills.length; i++) ids[i] = fills[i]!.trade_id;
   /** For a fill whose trade id came earlier in the books: that earlier index. */
   const repeats = new Map<number, number>();
-  const byTradeId = new StringIndex(ids, (i, first) => repeats.set(i, first));
+  let byTradeId: StringIndex | undefined;
+  const index = (): StringIndex => {
+    if (!byTradeId) {
+      const ids = fills.map((f) => f.trade_id);
+      byTradeId = new StringIndex(ids, (i, first) => repeats.set(i, first));
+    }
+    return byTradeId;
+  };
+  if (!strictlyIncreasing(fills, (f) => f.trade_id)) index();
 
-  const pairOfFill = new Int32Array(fills.length).fill(-1);
-  const pairOfTrade = new Int32Array(trades.length).fill(-1);
+  const pairOfFill = new Array<number>(fills.length).fill(-1);
+  const pairOfTrade = new Array<number>(trades.length).fill(-1);
   // Positions first, as for orders: books and venue usually list trades in the same order.
   const aligned = Math.min(fills.length, trades.length);
   for (let k = 0; k < aligned; k++) {
-    if (trades[k]!.trade_id === ids[k] && (repeats.size === 0 || !repeats.has(k))) {
+    if (trades[k]!.trade_id === fills[k]!.trade_id && (repeats.size === 0 || !repeats.has(k))) {
       pairOfFill[k] = k;
       pairOfTrade[k] = k;
     }
@@ -462,7 +474,7 @@ export function checkFills(run: Run, fillMs: Float64Array): void {
   for (let j = 0; j < trades.length; j++) {
     if (pairOfTrade[j] !== -1) continue;
     const id = trades[j]!.trade_id;
-    const i = byTradeId.get(id);
+    const i = index().get(id);
     if (i === -1) {
       seenOnlyTheirs ??= new Set();
       if (seenOnlyTheirs.has(id)) run.counters.exchange_duplicate_trades++;

@@ -2,24 +2,50 @@
 // fees subtracted) against the sum the internal positions record.
 import type { Discrepancy } from '../schemas/reconcile.js';
 import type { Run } from './context.js';
-import { formatUnits, fractionDigits, rescale, toUnits } from './decimal.js';
-import { AVG_EXTRA_DIGITS, type Lifecycle, MIN_SCALE, replay, sortFills, splitSymbol } from './replay.js';
+import { formatUnits, fractionDigits, rescale, ScaleTooSmall, toUnits } from './decimal.js';
+import {
+  AVG_EXTRA_DIGITS,
+  compareTradeIds,
+  type Lifecycle,
+  MIN_SCALE,
+  RunningPosition,
+  replay,
+  sortFills,
+  splitSymbol,
+} from './replay.js';
 
 const CHECK = 'pnl_accuracy';
 
-/** The internal fills by symbol and account, as indices into books.fills in time order. */
-export interface FillGroups {
-  bySymbol: Map<string, Map<string, number[]>>;
+export interface FillGroup {
+  symbol: string;
+  account: string;
+  base: string;
+  quote: string;
+  count: number;
 }
 
-export function groupFills(run: Run, fillMs: Float64Array): FillGroups {
+/** The internal fills by account and symbol. */
+export interface FillGroups {
+  groups: FillGroup[];
+  /** The group of each fill. */
+  groupOf: number[];
+  /** symbol → account → group. */
+  bySymbol: Map<string, Map<string, number>>;
+  /** The books' fills are in time order (trade id breaking ties) as a whole. */
+  inOrder: boolean;
+}
+
+export function groupFills(run: Run, fillMs: readonly number[]): FillGroups {
   const fills = run.books.fills;
-  const bySymbol = new Map<string, Map<string, number[]>>();
+  const groups: FillGroup[] = [];
+  const groupOf = new Array<number>(fills.length);
+  const bySymbol = new Map<string, Map<string, number>>();
+  let inOrder = true;
   let cid: string | undefined;
   let account = '';
   let symbol = '';
   let groupAccount = '';
-  let group: number[] | undefined;
+  let g = -1;
   for (let i = 0; i < fills.length; i++) {
     const f = fills[i]!;
     // Fills of one order usually sit together, so the last lookup is often the answer.
@@ -27,7 +53,7 @@ export function groupFills(run: Run, fillMs: Float64Array): FillGroups {
       cid = f.client_order_id;
       account = run.accountOf(cid);
     }
-    if (group === undefined || f.symbol !== symbol || account !== groupAccount) {
+    if (g === -1 || f.symbol !== symbol || account !== groupAccount) {
       symbol = f.symbol;
       groupAccount = account;
       let accounts = bySymbol.get(symbol);
@@ -35,30 +61,86 @@ export function groupFills(run: Run, fillMs: Float64Array): FillGroups {
         accounts = new Map();
         bySymbol.set(symbol, accounts);
       }
-      group = accounts.get(account);
-      if (!group) {
-        group = [];
-        accounts.set(account, group);
+      const known = accounts.get(account);
+      if (known === undefined) {
+        g = groups.length;
+        const [base, quote] = splitSymbol(symbol);
+        groups.push({ symbol, account, base, quote, count: 0 });
+        accounts.set(account, g);
+      } else {
+        g = known;
       }
     }
-    group.push(i);
+    groupOf[i] = g;
+    groups[g]!.count++;
+    if (inOrder && i > 0) {
+      const d = fillMs[i]! - fillMs[i - 1]!;
+      if (d < 0 || (d === 0 && compareTradeIds(fills[i - 1]!.trade_id, f.trade_id) > 0)) inOrder = false;
+    }
   }
-  for (const accounts of bySymbol.values()) for (const order of accounts.values()) sortFills(order, fillMs, fills);
-  return { bySymbol };
+  return { groups, groupOf, bySymbol, inOrder };
+}
+
+/** The fills of some groups, each list in time order. */
+export function membersOf(
+  run: Run,
+  groups: FillGroups,
+  wanted: Iterable<number>,
+  fillMs: readonly number[],
+): Map<number, number[]> {
+  const lists: Array<number[] | undefined> = new Array(groups.groups.length);
+  const out = new Map<number, number[]>();
+  for (const g of wanted) {
+    const list: number[] = [];
+    lists[g] = list;
+    out.set(g, list);
+  }
+  if (out.size === 0) return out;
+  const groupOf = groups.groupOf;
+  for (let i = 0; i < groupOf.length; i++) lists[groupOf[i]!]?.push(i);
+  if (!groups.inOrder) for (const list of out.values()) sortFills(list, fillMs, run.books.fills);
+  return out;
+}
+
+/** Replays every group. Books in time order take one pass in their own order, which keeps memory reads close together. */
+export function replayGroups(run: Run, groups: FillGroups, fillMs: readonly number[]): Lifecycle[] {
+  const fills = run.books.fills;
+  if (!groups.inOrder) {
+    const members = membersOf(run, groups, groups.groups.keys(), fillMs);
+    return groups.groups.map((g, k) => replay(fills, members.get(k)!, g.base, g.quote));
+  }
+  const positions = groups.groups.map((g) => new RunningPosition(MIN_SCALE, g.base, g.quote));
+  const finer = new Set<number>();
+  const groupOf = groups.groupOf;
+  for (let i = 0; i < fills.length; i++) {
+    const g = groupOf[i]!;
+    if (finer.size > 0 && finer.has(g)) continue;
+    try {
+      positions[g]!.apply(fills[i]!);
+    } catch (err) {
+      if (!(err instanceof ScaleTooSmall)) throw err;
+      finer.add(g);
+    }
+  }
+  const out: Lifecycle[] = positions;
+  for (const [g, list] of membersOf(run, groups, finer, fillMs)) {
+    const group = groups.groups[g]!;
+    out[g] = replay(fills, list, group.base, group.quote);
+  }
+  return out;
 }
 
 export interface PnlResult {
-  /** The replay of each account and symbol with fills: key `account:symbol`. */
-  lifecycles: Map<string, { scale: number; lifecycle: Lifecycle }>;
-  /** The replay scale of each symbol with fills. */
+  /** The replay of each group (see FillGroups). */
+  lifecycles: Lifecycle[];
+  /** The coarsest scale that holds every fill of a symbol exactly. */
   scales: Map<string, number>;
   /** Symbols whose P&L broke, with the discrepancy. */
   breaks: Map<string, Discrepancy>;
 }
 
-export function checkPnl(run: Run, groups: FillGroups): PnlResult {
-  const fills = run.books.fills;
-  const lifecycles = new Map<string, { scale: number; lifecycle: Lifecycle }>();
+export function checkPnl(run: Run, groups: FillGroups, fillMs: readonly number[]): PnlResult {
+  const lifecycles = replayGroups(run, groups, fillMs);
   const breaks = new Map<string, Discrepancy>();
   const scales = new Map<string, number>();
 
@@ -71,48 +153,45 @@ export function checkPnl(run: Run, groups: FillGroups): PnlResult {
   const symbols = [...new Set([...groups.bySymbol.keys(), ...recorded.keys()])].sort();
 
   for (const symbol of symbols) {
-    const accounts = groups.bySymbol.get(symbol);
-    const texts = recorded.get(symbol) ?? [];
-    const [base, quote] = splitSymbol(symbol);
-    const replays: Array<{ scale: number; lifecycle: Lifecycle }> = [];
+    const [, quote] = splitSymbol(symbol);
+    const mine = [...(groups.bySymbol.get(symbol)?.values() ?? [])];
     let scale = MIN_SCALE;
     let fillCount = 0;
     let notValued = 0;
-    for (const [account, order] of accounts ?? []) {
-      const r = replay(fills, order, base, quote);
-      lifecycles.set(`${account}:${symbol}`, r);
-      replays.push(r);
-      scale = Math.max(scale, r.scale);
-      fillCount += order.length;
-      notValued += r.lifecycle.feesNotValued;
+    for (const g of mine) {
+      scale = Math.max(scale, lifecycles[g]!.scale);
+      fillCount += groups.groups[g]!.count;
+      notValued += lifecycles[g]!.feesNotValued;
     }
     scales.set(symbol, scale);
+    run.counters.fees_not_valued += notValued;
     const pnlScale = 2 * scale + AVG_EXTRA_DIGITS;
     let recomputed = 0n;
-    for (const r of replays) recomputed += rescale(r.lifecycle.realized, 2 * r.scale + AVG_EXTRA_DIGITS, pnlScale);
-    run.counters.fees_not_valued += notValued;
+    for (const g of mine) {
+      const l = lifecycles[g]!;
+      recomputed += rescale(l.realized, 2 * l.scale + AVG_EXTRA_DIGITS, pnlScale);
+    }
 
+    const texts = recorded.get(symbol) ?? [];
     let recordedSum = 0n;
-    let digits = 0;
+    let digits = texts.length ? 0 : scale;
     for (const t of texts) {
       recordedSum += toUnits(t, pnlScale);
       digits = Math.max(digits, fractionDigits(t));
     }
-    if (texts.length === 0) digits = scale;
-    // Equal at the books' own precision is MATCHED: they store P&L rounded, the replay does not.
-    const recomputedRounded = rescale(rescale(recomputed, pnlScale, digits), digits, pnlScale);
     const diff = recordedSum - recomputed;
-    const shownDigits = Math.max(digits, scale);
+    const shown = Math.max(digits, scale);
     const internal = formatUnits(recordedSum, pnlScale, digits);
-    const exchange = formatUnits(recomputed, pnlScale, digits);
-    const difference = formatUnits(diff, pnlScale, shownDigits);
-    const abs = diff < 0n ? -diff : diff;
+    const exchange = formatUnits(recomputed, pnlScale, shown);
+    const difference = formatUnits(diff, pnlScale, shown);
+    // Within the tolerance and equal at the books' own precision is MATCHED: they store P&L
+    // rounded, the replay does not.
     const status =
-      recomputedRounded === recordedSum
-        ? 'MATCHED'
-        : abs <= toUnits(run.settings.pnlTolerance, pnlScale)
-          ? 'WITHIN_TOLERANCE'
-          : 'BREAK';
+      (diff < 0n ? -diff : diff) > toUnits(run.settings.pnlTolerance, pnlScale)
+        ? 'BREAK'
+        : rescale(rescale(recomputed, pnlScale, digits), digits, pnlScale) === recordedSum
+          ? 'MATCHED'
+          : 'WITHIN_TOLERANCE';
     run.counters.pnl_symbols_compared++;
 
     const found: Discrepancy[] = [];

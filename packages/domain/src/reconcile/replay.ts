@@ -1,6 +1,6 @@
 // The average-cost replay of fills, behind both the P&L check and the positions a
 // correction rebuilds, in bigint fixed point so two million fills take about a second.
-import { divRound, isZeroDecimal, pow10, ScaleTooSmall, toUnits } from './decimal.js';
+import { isZeroDecimal, pow10, ScaleTooSmall, toUnits } from './decimal.js';
 
 /** Digits the average cost keeps beyond the fills' own, so its rounding never shows at 0.01. */
 export const AVG_EXTRA_DIGITS = 10;
@@ -16,16 +16,75 @@ export interface ReplayFill {
   fee_asset: string;
 }
 
-/** One (account, symbol) after its fills, in fixed point at a scale S chosen by replay(). */
+/** One (account, symbol) after its fills, in fixed point at scale S. */
 export interface Lifecycle {
+  /** S: every quantity, price and fee of the fills is exact in units of 10^-S. */
+  readonly scale: number;
   /** Signed, in units of 10^-S. */
-  quantity: bigint;
-  /** In units of 10^-(S + AVG_EXTRA_DIGITS); zero when flat. */
-  avg: bigint;
+  readonly quantity: bigint;
+  /** In units of 10^-(S + AVG_EXTRA_DIGITS), cut; zero when flat. */
+  readonly avg: bigint;
   /** In units of 10^-(2S + AVG_EXTRA_DIGITS). */
-  realized: bigint;
+  readonly realized: bigint;
   /** Fees in an asset that is neither base nor quote, which have no price here. */
-  feesNotValued: number;
+  readonly feesNotValued: number;
+}
+
+/**
+ * The running position of one account and symbol. Adding to it moves the average cost;
+ * reducing it realizes (price − avg) × closed for a long, (avg − price) × closed for a short;
+ * a fill through zero closes the old lifecycle and opens the rest at the fill price. Fees in
+ * the quote currency are subtracted as they are, fees in the base asset at the fill price.
+ */
+export class RunningPosition implements Lifecycle {
+  quantity = 0n;
+  /** Cut, not rounded, at AVG_EXTRA_DIGITS beyond the scale: one division the less per fill. */
+  avg = 0n;
+  feesNotValued = 0;
+  /** Realized from closing trades, at 2S + AVG_EXTRA_DIGITS. */
+  #closed = 0n;
+  /** Fees kept apart until read, so each fill adds one number rather than scaling one: at S and 2S. */
+  #quoteFees = 0n;
+  #baseFees = 0n;
+  readonly #extra = pow10(AVG_EXTRA_DIGITS);
+
+  constructor(
+    readonly scale: number,
+    readonly base: string,
+    readonly quote: string,
+  ) {}
+
+  get realized(): bigint {
+    return this.#closed - this.#quoteFees * pow10(this.scale + AVG_EXTRA_DIGITS) - this.#baseFees * this.#extra;
+  }
+
+  /** Throws ScaleTooSmall when a value has more decimals than the scale. */
+  apply(f: ReplayFill): void {
+    const scale = this.scale;
+    const qty = toUnits(f.quantity, scale, true);
+    const price = toUnits(f.price, scale, true);
+    const q = this.quantity;
+    const buy = f.side === 'buy';
+    if (q === 0n || q > 0n === buy) {
+      const held = q < 0n ? -q : q;
+      const size = held + qty;
+      // avg × held + price × qty over the new size, all at S + extra digits.
+      if (size !== 0n) this.avg = (this.avg * held + price * qty * this.#extra) / size;
+      this.quantity = buy ? q + qty : q - qty;
+    } else {
+      const held = q < 0n ? -q : q;
+      const closing = qty < held ? qty : held;
+      const priceX = price * this.#extra;
+      this.#closed += (q > 0n ? priceX - this.avg : this.avg - priceX) * closing;
+      const after = buy ? q + qty : q - qty;
+      this.quantity = after;
+      if (after === 0n) this.avg = 0n;
+      else if (after > 0n !== q > 0n) this.avg = priceX;
+    }
+    if (f.fee_asset === this.quote) this.#quoteFees += toUnits(f.fee, scale, true);
+    else if (f.fee_asset === this.base) this.#baseFees += toUnits(f.fee, scale, true) * price;
+    else if (!isZeroDecimal(f.fee)) this.feesNotValued++;
+  }
 }
 
 /** Trade ids of equal length compare as text, and shorter ones come first, so numeric ids sort as numbers. */
@@ -34,7 +93,7 @@ export function compareTradeIds(a: string, b: string): number {
 }
 
 /** Puts fill indices in time order (trade id breaking ties), skipping the sort when they already are. */
-export function sortFills(order: number[], ms: Float64Array, fills: readonly ReplayFill[]): void {
+export function sortFills(order: number[], ms: ArrayLike<number>, fills: readonly ReplayFill[]): void {
   const cmp = (a: number, b: number): number =>
     ms[a]! - ms[b]! || compareTradeIds(fills[a]!.trade_id, fills[b]!.trade_id);
   for (let k = 1; k < order.length; k++) {
@@ -46,56 +105,8 @@ export function sortFills(order: number[], ms: Float64Array, fills: readonly Rep
 }
 
 /**
- * Replays fills (already in time order) of one account and symbol with the average-cost
- * method: adding to a position moves the average cost; reducing it realizes
- * (price − avg) × closed for a long, (avg − price) × closed for a short; a fill through zero
- * closes the old lifecycle and opens the rest at the fill price. Fees in the quote currency
- * are subtracted as they are, fees in the base asset at the fill price.
- */
-export function replayAt(
-  fills: readonly ReplayFill[],
-  order: ArrayLike<number>,
-  scale: number,
-  base: string,
-  quote: string,
-): Lifecycle {
-  const extra = pow10(AVG_EXTRA_DIGITS);
-  const quoteFee = pow10(scale + AVG_EXTRA_DIGITS);
-  let q = 0n;
-  let avg = 0n;
-  let realized = 0n;
-  let feesNotValued = 0;
-  for (let k = 0; k < order.length; k++) {
-    const f = fills[order[k]!]!;
-    const qty = toUnits(f.quantity, scale, true);
-    const price = toUnits(f.price, scale, true);
-    const priceX = price * extra;
-    const delta = f.side === 'buy' ? qty : -qty;
-    if (q === 0n || q > 0n === delta > 0n) {
-      const total = q + delta;
-      const size = total < 0n ? -total : total;
-      const held = q < 0n ? -q : q;
-      avg = size === 0n ? 0n : divRound(avg * held + priceX * qty, size);
-      q = total;
-    } else {
-      const held = q < 0n ? -q : q;
-      const closing = qty < held ? qty : held;
-      realized += (q > 0n ? priceX - avg : avg - priceX) * closing;
-      const before = q;
-      q += delta;
-      if (q === 0n) avg = 0n;
-      else if (q > 0n !== before > 0n) avg = priceX;
-    }
-    if (f.fee_asset === quote) realized -= toUnits(f.fee, scale, true) * quoteFee;
-    else if (f.fee_asset === base) realized -= toUnits(f.fee, scale, true) * price * extra;
-    else if (!isZeroDecimal(f.fee)) feesNotValued++;
-  }
-  return { quantity: q, avg, realized, feesNotValued };
-}
-
-/**
- * Replays at the coarsest scale (from `atLeast` decimals) that holds every quantity, price
- * and fee exactly; finer scales are only tried when a value needs one.
+ * Replays fills (indices in time order) at the coarsest scale, from `atLeast` decimals, that
+ * holds every quantity, price and fee exactly; finer scales are only tried when a value needs one.
  */
 export function replay(
   fills: readonly ReplayFill[],
@@ -103,11 +114,13 @@ export function replay(
   base: string,
   quote: string,
   atLeast = MIN_SCALE,
-): { scale: number; lifecycle: Lifecycle } {
+): Lifecycle {
   let scale = atLeast;
   for (;;) {
+    const position = new RunningPosition(scale, base, quote);
     try {
-      return { scale, lifecycle: replayAt(fills, order, scale, base, quote) };
+      for (let k = 0; k < order.length; k++) position.apply(fills[order[k]!]!);
+      return position;
     } catch (err) {
       if (!(err instanceof ScaleTooSmall)) throw err;
       scale = err.digits;

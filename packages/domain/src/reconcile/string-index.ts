@@ -1,5 +1,5 @@
-// An index from the ids of a list to their first position: open addressing over an
-// Int32Array, several times cheaper to build than a Map once there are millions of ids.
+// An index from the ids of a list to their first position: open addressing over an array
+// of positions, several times cheaper to build than a Map once there are millions of ids.
 
 /** FNV-1a over every character, then a final mix so the low bits used for slots are well spread. */
 function hash(s: string): number {
@@ -13,7 +13,7 @@ function hash(s: string): number {
 
 export class StringIndex {
   readonly #ids: readonly string[];
-  readonly #slots: Int32Array;
+  readonly #slots: number[];
   readonly #mask: number;
 
   /** Indexes ids[0..n); `onRepeat(i, first)` is told of every id seen before. */
@@ -22,7 +22,9 @@ export class StringIndex {
     let capacity = 16;
     // At most half full, so a probe rarely looks at more than two slots.
     while (capacity < ids.length * 2) capacity *= 2;
-    this.#slots = new Int32Array(capacity).fill(-1);
+    // A plain array, not an Int32Array: typed arrays live outside the heap, and that much
+    // external memory makes V8 run a full collection over the whole books at once.
+    this.#slots = new Array<number>(capacity).fill(-1);
     this.#mask = capacity - 1;
     for (let i = 0; i < ids.length; i++) {
       const first = this.#insert(i);
@@ -55,4 +57,17 @@ export class StringIndex {
       h = (h + 1) & this.#mask;
     }
   }
+}
+
+/**
+ * Whether ids rise strictly (shorter first, then as text, so numeric ids compare as numbers).
+ * Such ids are all distinct, which spares building an index only to look for repeats.
+ */
+export function strictlyIncreasing<T>(rows: readonly T[], id: (row: T) => string): boolean {
+  for (let k = 1; k < rows.length; k++) {
+    const a = id(rows[k - 1]!);
+    const b = id(rows[k]!);
+    if (a.length > b.length || (a.length === b.length && a >= b)) return false;
+  }
+  return true;
 }
