@@ -1,6 +1,7 @@
 // Benchmarks of Lifeboat operations against the shell commands a person would run instead,
 // on the same data in the same run: `npm run bench -- <name> [--size 1GiB] [--runs 3] [--json]`;
-// `soak [--seconds 60] [--rate 100]` runs the demo and watches its memory.
+// `soak [--seconds 60] [--rate 100]` runs the demo and watches its memory; `reconcile
+// [--orders 1000000]` reconciles N orders and 2N fills over 1,000 symbols.
 // Each operation runs as a whole process, alternating with its baseline, and the table shows
 // median wall time, throughput, peak memory and the ratio Lifeboat / baseline.
 import { spawnSync } from 'node:child_process';
@@ -8,6 +9,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { join, resolve } from 'node:path';
 import { parseSize } from '@lifeboat/domain';
 import { generateTarget } from '@lifeboat/testkit/generate';
+import { benchReconcile } from './reconcile.js';
 import { benchSoak } from './soak.js';
 
 const repo = resolve(import.meta.dirname, '..');
@@ -22,6 +24,7 @@ interface Args {
   json: boolean;
   seconds: number;
   rate: number;
+  orders: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -33,6 +36,7 @@ function parseArgs(argv: string[]): Args {
     json: false,
     seconds: 60,
     rate: 100,
+    orders: 1_000_000,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -42,6 +46,7 @@ function parseArgs(argv: string[]): Args {
     } else if (a === '--runs') args.runs = Number(argv[++i]);
     else if (a === '--seconds') args.seconds = Number(argv[++i]);
     else if (a === '--rate') args.rate = Number(argv[++i]);
+    else if (a === '--orders') args.orders = Number(argv[++i]);
     else if (a === '--json') args.json = true;
     else if (!a.startsWith('-')) args.name = a;
     else throw new Error(`unknown option ${a}`);
@@ -272,6 +277,7 @@ const BENCHES: Record<string, (args: Args) => Promise<BenchResult>> = {
     const r = await benchBackup(args);
     return { bench: r.bench, lines: backupLines(r), data: r };
   },
+  reconcile: (args) => benchReconcile({ cacheRoot, orders: args.orders, runs: args.runs }),
   restore: benchRestore,
   soak: (args) => benchSoak({ cli, cacheRoot, seconds: args.seconds, rate: args.rate }),
 };

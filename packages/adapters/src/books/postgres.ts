@@ -14,7 +14,7 @@ import {
 import pg from 'pg';
 import { parseUrl } from '../database/postgres.js';
 import { addDecimal, balanceMoves } from './corrections.js';
-import { type BooksProfile, normalizeRows, POSTGRES_BOOKS_PROFILE } from './profile.js';
+import { type BooksProfile, normalizeRows, POSTGRES_BOOKS_PROFILE, RowNormalizer } from './profile.js';
 
 export class PostgresBooksStore implements BooksStore {
   readonly location: string;
@@ -69,9 +69,10 @@ export class PostgresBooksStore implements BooksStore {
     const client = await this.#connect();
     try {
       await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const normalizer = new RowNormalizer();
       const q = async (name: keyof BooksProfile) => {
         try {
-          return normalizeRows((await client.query(this.#profile[name])).rows);
+          return normalizeRows((await client.query(this.#profile[name])).rows, normalizer);
         } catch (err) {
           throw new LifeboatError(
             'DATABASE_ERROR',

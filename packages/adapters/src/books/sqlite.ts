@@ -14,7 +14,7 @@ import {
 import Database from 'better-sqlite3';
 import { hasSqliteHeader, integrityCheck } from '../database/sqlite.js';
 import { addDecimal, balanceMoves } from './corrections.js';
-import { type BooksProfile, normalizeRows, SQLITE_BOOKS_PROFILE } from './profile.js';
+import { type BooksProfile, RowNormalizer, SQLITE_BOOKS_PROFILE } from './profile.js';
 
 const BUSY_TIMEOUT_MS = 10_000;
 
@@ -56,9 +56,15 @@ export class SqliteBooksStore implements BooksStore {
     try {
       // One read transaction: the four queries see the same moment of a live database.
       const raw = db.transaction(() => {
+        const normalizer = new RowNormalizer();
         const q = (name: keyof BooksProfile) => {
           try {
-            return normalizeRows(db.prepare(this.#profile[name]).all() as Array<Record<string, unknown>>);
+            // Row by row: each row is normalized while it is young, before the next is made.
+            const rows: Array<Record<string, unknown>> = [];
+            for (const row of db.prepare(this.#profile[name]).iterate() as IterableIterator<Record<string, unknown>>) {
+              rows.push(normalizer.row(row));
+            }
+            return rows;
           } catch (err) {
             throw new LifeboatError(
               'DATABASE_ERROR',
