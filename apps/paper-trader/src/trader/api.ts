@@ -39,6 +39,11 @@ export function createApi(deps: ApiDeps): FastifyInstance {
     });
   stat('paper_trader_orders_created_total', 'Orders recorded in the books', () => deps.trader.stats.ordersCreated);
   stat('paper_trader_orders_sent_total', 'Orders accepted by the venue', () => deps.trader.stats.ordersSent);
+  stat(
+    'paper_trader_position_replays_total',
+    "Positions recomputed from their market's fills because a fill arrived out of time order",
+    () => deps.books.replays,
+  );
   stat('paper_trader_fills_total', 'Fills applied to the books', () => deps.trader.stats.fillsApplied);
   stat('paper_trader_venue_errors_total', 'Failed requests to the venue', () => deps.trader.stats.venueErrors);
   stat('paper_trader_kill_switch_on', '1 while trading is halted', () => (deps.killSwitch.halted ? 1 : 0));

@@ -148,6 +148,24 @@ function applyToPosition(
   else if (fill.fee_asset === base) p.pnl -= mulUnits(fee, price);
 }
 
+/** Time order of fills: time, then trade id (numeric ids compare by length first). */
+interface FillKey {
+  ms: number;
+  id: string;
+}
+
+function compareFillKeys(a: FillKey, b: FillKey): number {
+  return a.ms - b.ms || a.id.length - b.id.length || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+interface Checkpoint {
+  key: FillKey;
+  pos: PositionUnits;
+}
+
+/** Remembered positions per market: late fills arrive within seconds, a few hundred fills back at most. */
+const CHECKPOINTS = 512;
+
 export class Books {
   /** Replays of a market's fills caused by fills arriving out of time order. */
   replays = 0;
@@ -254,7 +272,9 @@ export class Books {
   #fills: Promise<unknown> = Promise.resolve();
 
   async #applyFill(fill: BooksFill, orderId: string, account: string): Promise<boolean> {
-    return this.sql.tx(async (sql) => {
+    // The remembered positions change only once the transaction has committed.
+    let pendingRing: [string, Checkpoint[]] | undefined;
+    const applied = await this.sql.tx(async (sql) => {
       if ((await sql.all('SELECT 1 FROM fills WHERE trade_id = ?', [fill.trade_id])).length) return false;
       await sql.run(
         `INSERT INTO fills (trade_id, order_id, client_order_id, symbol, side, quantity, price, fee, fee_asset, timestamp)
@@ -305,8 +325,21 @@ export class Books {
         ],
       );
       let position: PositionUnits;
+      const ringKey = `${account}|${fill.symbol}`;
+      const mine: FillKey = { ms: Date.parse(fill.timestamp), id: fill.trade_id };
+      const ring = this.#checkpoints.get(ringKey) ?? [];
+      let nextRing: Checkpoint[];
       if (Number(newer[0]?.n ?? 0) > 0) {
-        const all = await sql.all<{
+        // Replay from the newest remembered position older than this fill, else from the start.
+        let from = -1;
+        for (let i = ring.length - 1; i >= 0; i--) {
+          if (compareFillKeys((ring[i] as Checkpoint).key, mine) < 0) {
+            from = i;
+            break;
+          }
+        }
+        const base = from >= 0 ? (ring[from] as Checkpoint) : null;
+        const rows = await sql.all<{
           trade_id: string;
           side: 'buy' | 'sell';
           quantity: string;
@@ -316,18 +349,19 @@ export class Books {
           timestamp: string;
         }>(
           `SELECT f.trade_id, f.side, f.quantity, f.price, f.fee, f.fee_asset, f.timestamp FROM fills f
-           JOIN orders o ON o.id = f.order_id WHERE f.symbol = ? AND o.account = ?`,
-          [fill.symbol, account],
+           JOIN orders o ON o.id = f.order_id WHERE f.symbol = ? AND o.account = ?${base ? ' AND f.timestamp >= ?' : ''}`,
+          base ? [fill.symbol, account, new Date(base.key.ms).toISOString()] : [fill.symbol, account],
         );
-        const ms = (t: unknown) => (t instanceof Date ? t.getTime() : Date.parse(String(t)));
-        all.sort(
-          (a, b) =>
-            ms(a.timestamp) - ms(b.timestamp) ||
-            a.trade_id.length - b.trade_id.length ||
-            (a.trade_id < b.trade_id ? -1 : a.trade_id > b.trade_id ? 1 : 0),
-        );
-        position = { q: 0n, avg: 0n, pnl: 0n };
-        for (const f of all) applyToPosition(position, fill.symbol, f);
+        const keyed = rows
+          .map((r) => ({ r, key: { ms: Date.parse(String(r.timestamp)), id: r.trade_id } }))
+          .filter((x) => !base || compareFillKeys(x.key, base.key) > 0)
+          .sort((a, b) => compareFillKeys(a.key, b.key));
+        position = base ? { ...base.pos } : { q: 0n, avg: 0n, pnl: 0n };
+        nextRing = from >= 0 ? ring.slice(0, from + 1) : [];
+        for (const { r, key } of keyed) {
+          applyToPosition(position, fill.symbol, r);
+          nextRing.push({ key, pos: { ...position } });
+        }
         this.replays++;
       } else {
         const pos = (
@@ -340,7 +374,9 @@ export class Books {
           ? { q: signed(pos.quantity), avg: signed(pos.avg_entry_price), pnl: signed(pos.realized_pnl) }
           : { q: 0n, avg: 0n, pnl: 0n };
         applyToPosition(position, fill.symbol, fill);
+        nextRing = [...ring, { key: mine, pos: { ...position } }];
       }
+      pendingRing = [ringKey, nextRing.slice(-CHECKPOINTS)];
       const { q, avg, pnl } = position;
       const now = fill.timestamp;
       await sql.run(
@@ -377,7 +413,12 @@ export class Books {
       }
       return true;
     });
+    if (applied && pendingRing) this.#checkpoints.set(pendingRing[0], pendingRing[1]);
+    return applied;
   }
+
+  /** Positions after each of the latest fills per account and market: a late fill replays from there. */
+  #checkpoints = new Map<string, Checkpoint[]>();
 
   async positions(): Promise<
     Array<{ account: string; symbol: string; quantity: string; avg_entry_price: string; realized_pnl: string }>
