@@ -196,6 +196,16 @@ describe.each(['sqlite', 'postgres'] as const)('lifeboat reconcile after live tr
     expect(clean.ready_to_trade).toBe(true);
     expect(after.code).toBe(0);
 
+    // A passing reconciliation newer than the halt lets the kill switch go OFF, through the API.
+    const resumed = await lifeboat(['kill-switch', 'deactivate', '--config', config, '--reason', 'reconciled', '--json'], env());
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect(JSON.parse(resumed.stdout)).toMatchObject({ state: 'OFF', via: 'api' });
+    // …and a new halt makes that reconciliation too old to resume on.
+    await lifeboat(['kill-switch', 'activate', '--config', config, '--reason', 'halt again'], env());
+    const stale = await lifeboat(['kill-switch', 'deactivate', '--config', config, '--reason', 'again'], env());
+    expect(stale.code).toBe(2);
+    expect(stale.stderr).toContain('older than the activation');
+
     // Every run's report is in the store, and every correction in the target's audit log.
     const stored = readdirSync(join(dir, 'demo', 'store', 'demo', 'reports', 'reconciliation'));
     expect(stored.filter((f) => f.endsWith('.json')).map((f) => f.replace(/^.*-(\w+)\.json$/, '$1'))).toEqual([
