@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { getTestStack, type TestStack } from '@lifeboat/testkit';
 import Database from 'better-sqlite3';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// Whole recoveries with real processes: minutes on a loaded 2-core machine, not seconds.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 const repo = join(import.meta.dirname, '..', '..', '..');
 const bin = join(repo, 'apps', 'cli', 'bin', 'lifeboat.js');
@@ -197,7 +200,10 @@ describe.each(['sqlite', 'postgres'] as const)('lifeboat reconcile after live tr
     expect(after.code).toBe(0);
 
     // A passing reconciliation newer than the halt lets the kill switch go OFF, through the API.
-    const resumed = await lifeboat(['kill-switch', 'deactivate', '--config', config, '--reason', 'reconciled', '--json'], env());
+    const resumed = await lifeboat(
+      ['kill-switch', 'deactivate', '--config', config, '--reason', 'reconciled', '--json'],
+      env(),
+    );
     expect(resumed.code, resumed.stderr).toBe(0);
     expect(JSON.parse(resumed.stdout)).toMatchObject({ state: 'OFF', via: 'api' });
     // …and a new halt makes that reconciliation too old to resume on.

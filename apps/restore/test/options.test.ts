@@ -9,7 +9,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { RestoreResult } from '@lifeboat/domain';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// Whole recoveries with real processes: minutes on a loaded 2-core machine, not seconds.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 const repo = join(import.meta.dirname, '..', '..', '..');
 const bin = join(repo, 'apps', 'cli', 'bin', 'lifeboat.js');

@@ -12,7 +12,10 @@ import { join, relative } from 'node:path';
 import type { RestoreResult } from '@lifeboat/domain';
 import { getTestStack, type TestStack } from '@lifeboat/testkit';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// Whole recoveries with real processes: minutes on a loaded 2-core machine, not seconds.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 const repo = join(import.meta.dirname, '..', '..', '..');
 const bin = join(repo, 'apps', 'cli', 'bin', 'lifeboat.js');

@@ -10,7 +10,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { RestoreResult } from '@lifeboat/domain';
 import { getTestStack, type TestStack, uniqueName } from '@lifeboat/testkit';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// Whole recoveries with real processes: minutes on a loaded 2-core machine, not seconds.
+vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 const repo = join(import.meta.dirname, '..', '..', '..');
 const bin = join(repo, 'apps', 'cli', 'bin', 'lifeboat.js');
