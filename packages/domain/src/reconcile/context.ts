@@ -18,7 +18,7 @@ import {
   type StatusCounts,
 } from '../schemas/reconcile.js';
 import { Dec } from './decimal.js';
-import { StringIndex, strictlyIncreasing } from './string-index.js';
+import { StringIndex, strictlyMonotonic } from './string-index.js';
 
 const CHECK_INDEX: Record<CheckName, number> = {
   database_integrity: 0,
@@ -61,12 +61,17 @@ export class InternalOrders {
       }
     }
     this.allDefaultAccount = allDefaultAccount;
-    if (!strictlyIncreasing(orders, (o) => o.client_order_id)) this.#index();
+    if (!strictlyMonotonic(orders, (o) => o.client_order_id)) this.#index();
   }
 
-  /** The first order with a client id (`get` gives -1 for none); built on first use when ids rise. */
+  /** The first order with a client id (`get` gives -1 for none); built on first use when ids are monotonic. */
   get byClientId(): StringIndex {
     return this.#byClientId ?? this.#index();
+  }
+
+  /** The index if it exists already, for those who can do without one. */
+  get builtIndex(): StringIndex | undefined {
+    return this.#byClientId;
   }
 
   /** Built on first use: only trades whose client id is unknown need it. */

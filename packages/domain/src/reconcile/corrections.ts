@@ -68,6 +68,8 @@ export function buildPlan(run: Run, groups: FillGroups, fillMs: readonly number[
   }
   const members = membersOf(run, groups, replayed, fillMs);
 
+  const current = new Map(run.books.positions.map((p) => [`${p.account}:${p.symbol}`, p]));
+  const breaks = new Map(run.positionBreaks.map((b) => [`${b.account}:${b.symbol}`, b]));
   const rebuilt = new Map<string, BookPosition>();
   for (const [key, { account, symbol }] of [...pairs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     const g = groupOf(account, symbol);
@@ -92,7 +94,16 @@ export function buildPlan(run: Run, groups: FillGroups, fillMs: readonly number[
       // The symbol's scale at least, so every account of a symbol prints its numbers alike.
       lifecycle = replay(list, order, base, quote, pnl.scales.get(symbol) ?? MIN_SCALE);
     }
-    rebuilt.set(key, positionFromLifecycle(account, symbol, lifecycle));
+    const position = positionFromLifecycle(account, symbol, lifecycle);
+    // A rebuild must not undo what was right: without new fills, it is taken only when its
+    // quantity is the exchange's (a broken position) or the books' own (a broken P&L).
+    if (!added) {
+      const tolerance = run.quantityTolerance(symbol).value;
+      const broken = breaks.get(key);
+      const target = broken ? (broken.exchange ?? '0') : (current.get(key)?.quantity ?? '0');
+      if (judgeAbsolute(position.quantity, target, tolerance).status === 'BREAK') continue;
+    }
+    rebuilt.set(key, position);
   }
 
   // Which breaks the rebuilt positions mend.
@@ -103,9 +114,12 @@ export function buildPlan(run: Run, groups: FillGroups, fillMs: readonly number[
     if (judgeAbsolute(p.quantity, b.exchange ?? '0', tolerance).status !== 'BREAK') run.fixable.add(b.discrepancy);
   }
   for (const [symbol, d] of pnl.breaks) {
-    const covered = run.books.positions.every(
-      (p) => p.symbol !== symbol || isZeroDecimal(p.realized_pnl) || rebuilt.has(`${p.account}:${p.symbol}`),
-    );
+    const accounts = [...(groups.bySymbol.get(symbol)?.keys() ?? [])];
+    const covered =
+      accounts.every((account) => rebuilt.has(`${account}:${symbol}`)) &&
+      run.books.positions.every(
+        (p) => p.symbol !== symbol || isZeroDecimal(p.realized_pnl) || rebuilt.has(`${p.account}:${p.symbol}`),
+      );
     if (covered) run.fixable.add(d);
   }
 

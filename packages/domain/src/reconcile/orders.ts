@@ -10,7 +10,8 @@ import type {
 } from '../schemas/reconcile.js';
 import { compact, type Run, timeMs } from './context.js';
 import { compareDecimal, isZeroDecimal, judgeAbsolute, judgeRelative } from './decimal.js';
-import { StringIndex, strictlyIncreasing } from './string-index.js';
+import { pairById } from './pairing.js';
+import { StringIndex, strictlyMonotonic } from './string-index.js';
 
 const CHECK = 'order_consistency';
 
@@ -47,9 +48,6 @@ export function checkOrders(run: Run): void {
   const mine = books.orders;
   const theirs = exchange.orders;
   const index = run.orders;
-  // Plain arrays throughout: see StringIndex on typed arrays and full collections.
-  const pairOfMine = new Array<number>(mine.length).fill(-1);
-  const pairOfTheirs = new Array<number>(theirs.length).fill(-1);
   /** Client ids the exchange lists twice, with the exchange orders carrying them. */
   const exchangeDuplicates = new Map<string, number[]>();
 
@@ -70,32 +68,19 @@ export function checkOrders(run: Run): void {
     );
   }
 
-  // First pass: by client order id. A duplicated id matches nothing by it. The two lists
-  // are often in the same order, and comparing two strings is far cheaper than hashing one.
+  // First pass: by client order id. A duplicated id matches nothing by it.
   const hasDuplicates = index.duplicates.size > 0;
-  const aligned = Math.min(mine.length, theirs.length);
-  for (let k = 0; k < aligned; k++) {
-    const cid = theirs[k]!.client_order_id;
-    if (cid !== '' && cid === mine[k]!.client_order_id && !(hasDuplicates && index.duplicates.has(cid))) {
-      pairOfMine[k] = k;
-      pairOfTheirs[k] = k;
-    }
-  }
-  for (let j = 0; j < theirs.length; j++) {
-    if (pairOfTheirs[j] !== -1) continue;
-    const cid = theirs[j]!.client_order_id;
-    if (cid === '') continue;
-    const i = index.byClientId.get(cid);
-    if (i === -1 || (hasDuplicates && index.duplicates.has(cid))) continue;
-    const other = pairOfMine[i]!;
-    if (other === -1) {
-      pairOfMine[i] = j;
-      pairOfTheirs[j] = i;
-    } else {
-      const list = exchangeDuplicates.get(cid);
-      if (list) list.push(j);
-      else exchangeDuplicates.set(cid, [other, j]);
-    }
+  const { pairOfMine, pairOfTheirs, repeats } = pairById(
+    { length: mine.length, id: (i) => mine[i]!.client_order_id, group: (i) => mine[i]!.symbol },
+    { length: theirs.length, id: (j) => theirs[j]!.client_order_id, group: (j) => theirs[j]!.symbol },
+    hasDuplicates ? (i) => !index.duplicates.has(mine[i]!.client_order_id) : () => true,
+    index.builtIndex,
+  );
+  for (const r of repeats) {
+    const cid = theirs[r.theirs]!.client_order_id;
+    const list = exchangeDuplicates.get(cid);
+    if (list) list.push(r.theirs);
+    else exchangeDuplicates.set(cid, [pairOfMine[r.mine]!, r.theirs]);
   }
 
   // Second pass, for what is left on both sides: by exchange order id.
@@ -449,44 +434,32 @@ export function checkFills(run: Run, fillMs: readonly number[]): void {
 
   /** For a fill whose trade id came earlier in the books: that earlier index. */
   const repeats = new Map<number, number>();
-  let byTradeId: StringIndex | undefined;
-  const index = (): StringIndex => {
-    if (!byTradeId) {
-      const ids = fills.map((f) => f.trade_id);
-      byTradeId = new StringIndex(ids, (i, first) => repeats.set(i, first));
-    }
-    return byTradeId;
-  };
-  if (!strictlyIncreasing(fills, (f) => f.trade_id)) index();
-
-  const pairOfFill = new Array<number>(fills.length).fill(-1);
-  const pairOfTrade = new Array<number>(trades.length).fill(-1);
-  // Positions first, as for orders: books and venue usually list trades in the same order.
-  const aligned = Math.min(fills.length, trades.length);
-  for (let k = 0; k < aligned; k++) {
-    if (trades[k]!.trade_id === fills[k]!.trade_id && (repeats.size === 0 || !repeats.has(k))) {
-      pairOfFill[k] = k;
-      pairOfTrade[k] = k;
-    }
-  }
+  const index = strictlyMonotonic(fills, (f) => f.trade_id)
+    ? undefined
+    : new StringIndex(
+        fills.map((f) => f.trade_id),
+        (i, first) => repeats.set(i, first),
+      );
+  const pairing = pairById(
+    { length: fills.length, id: (i) => fills[i]!.trade_id, group: (i) => fills[i]!.symbol },
+    { length: trades.length, id: (j) => trades[j]!.trade_id, group: (j) => trades[j]!.symbol },
+    repeats.size > 0 ? (i) => !repeats.has(i) : () => true,
+    index,
+  );
+  const pairOfFill = pairing.pairOfMine;
+  run.counters.exchange_duplicate_trades += pairing.repeats.length;
+  // Read in the venue's own order: in the loop below trades come in the books' order.
+  const tradeMs = trades.map((t) => timeMs(t.timestamp));
+  const repeated = new Set(pairing.repeats.map((r) => r.theirs));
   const onlyTheirs: number[] = [];
-  let seenOnlyTheirs: Set<string> | undefined;
+  const seenOnlyTheirs = new Set<string>();
   for (let j = 0; j < trades.length; j++) {
-    if (pairOfTrade[j] !== -1) continue;
+    if (pairing.pairOfTheirs[j] !== -1 || repeated.has(j)) continue;
     const id = trades[j]!.trade_id;
-    const i = index().get(id);
-    if (i === -1) {
-      seenOnlyTheirs ??= new Set();
-      if (seenOnlyTheirs.has(id)) run.counters.exchange_duplicate_trades++;
-      else {
-        seenOnlyTheirs.add(id);
-        onlyTheirs.push(j);
-      }
-    } else if (pairOfFill[i] !== -1) {
-      run.counters.exchange_duplicate_trades++;
-    } else {
-      pairOfFill[i] = j;
-      pairOfTrade[j] = i;
+    if (seenOnlyTheirs.has(id)) run.counters.exchange_duplicate_trades++;
+    else {
+      seenOnlyTheirs.add(id);
+      onlyTheirs.push(j);
     }
   }
 
@@ -496,7 +469,7 @@ export function checkFills(run: Run, fillMs: readonly number[]): void {
     const ms = fillMs[i]!;
     if (j !== -1) {
       const t = trades[j]!;
-      if (ms > run.inFlightAfter || timeMs(t.timestamp) > run.inFlightAfter) {
+      if (ms > run.inFlightAfter || tradeMs[j]! > run.inFlightAfter) {
         run.counters.in_flight_skipped++;
         continue;
       }
@@ -544,7 +517,7 @@ export function checkFills(run: Run, fillMs: readonly number[]): void {
 
   for (const j of onlyTheirs) {
     const t = trades[j]!;
-    if (timeMs(t.timestamp) > run.inFlightAfter) {
+    if (tradeMs[j]! > run.inFlightAfter) {
       run.counters.in_flight_skipped++;
       continue;
     }

@@ -31,8 +31,11 @@ export interface FillGroups {
   groupOf: number[];
   /** symbol → account → group. */
   bySymbol: Map<string, Map<string, number>>;
-  /** The books' fills are in time order (trade id breaking ties) as a whole. */
-  inOrder: boolean;
+  /**
+   * 1 when the fills of every group are listed in time order (trade id breaking ties), -1 when
+   * every group's are in reverse, 0 otherwise. Other groups' fills may sit between them.
+   */
+  direction: 1 | -1 | 0;
 }
 
 export function groupFills(run: Run, fillMs: readonly number[]): FillGroups {
@@ -40,7 +43,9 @@ export function groupFills(run: Run, fillMs: readonly number[]): FillGroups {
   const groups: FillGroup[] = [];
   const groupOf = new Array<number>(fills.length);
   const bySymbol = new Map<string, Map<string, number>>();
-  let inOrder = true;
+  let rising = true;
+  let falling = true;
+  const lastOfGroup: number[] = [];
   let cid: string | undefined;
   let account = '';
   let symbol = '';
@@ -73,12 +78,15 @@ export function groupFills(run: Run, fillMs: readonly number[]): FillGroups {
     }
     groupOf[i] = g;
     groups[g]!.count++;
-    if (inOrder && i > 0) {
-      const d = fillMs[i]! - fillMs[i - 1]!;
-      if (d < 0 || (d === 0 && compareTradeIds(fills[i - 1]!.trade_id, f.trade_id) > 0)) inOrder = false;
+    const before = lastOfGroup[g];
+    if ((rising || falling) && before !== undefined) {
+      const order = fillMs[before]! - fillMs[i]! || compareTradeIds(fills[before]!.trade_id, f.trade_id);
+      if (order > 0) rising = false;
+      else if (order < 0) falling = false;
     }
+    lastOfGroup[g] = i;
   }
-  return { groups, groupOf, bySymbol, inOrder };
+  return { groups, groupOf, bySymbol, direction: rising ? 1 : falling ? -1 : 0 };
 }
 
 /** The fills of some groups, each list in time order. */
@@ -97,22 +105,28 @@ export function membersOf(
   }
   if (out.size === 0) return out;
   const groupOf = groups.groupOf;
-  for (let i = 0; i < groupOf.length; i++) lists[groupOf[i]!]?.push(i);
-  if (!groups.inOrder) for (const list of out.values()) sortFills(list, fillMs, run.books.fills);
+  if (groups.direction === -1) for (let i = groupOf.length - 1; i >= 0; i--) lists[groupOf[i]!]?.push(i);
+  else for (let i = 0; i < groupOf.length; i++) lists[groupOf[i]!]?.push(i);
+  if (groups.direction === 0) for (const list of out.values()) sortFills(list, fillMs, run.books.fills);
   return out;
 }
 
-/** Replays every group. Books in time order take one pass in their own order, which keeps memory reads close together. */
+/**
+ * Replays every group. When each group's fills are in time order (or in reverse) the replay
+ * is one pass in the books' own order, which keeps memory reads close together; otherwise
+ * each group is sorted and replayed on its own.
+ */
 export function replayGroups(run: Run, groups: FillGroups, fillMs: readonly number[]): Lifecycle[] {
   const fills = run.books.fills;
-  if (!groups.inOrder) {
+  if (groups.direction === 0) {
     const members = membersOf(run, groups, groups.groups.keys(), fillMs);
     return groups.groups.map((g, k) => replay(fills, members.get(k)!, g.base, g.quote));
   }
   const positions = groups.groups.map((g) => new RunningPosition(MIN_SCALE, g.base, g.quote));
   const finer = new Set<number>();
   const groupOf = groups.groupOf;
-  for (let i = 0; i < fills.length; i++) {
+  const step = groups.direction;
+  for (let i = step === 1 ? 0 : fills.length - 1; i >= 0 && i < fills.length; i += step) {
     const g = groupOf[i]!;
     if (finer.size > 0 && finer.has(g)) continue;
     try {

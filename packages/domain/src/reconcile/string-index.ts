@@ -60,14 +60,18 @@ export class StringIndex {
 }
 
 /**
- * Whether ids rise strictly (shorter first, then as text, so numeric ids compare as numbers).
- * Such ids are all distinct, which spares building an index only to look for repeats.
+ * Whether ids rise or fall strictly (shorter first, then as text, so numeric ids compare as
+ * numbers). Such ids are all distinct, which spares building an index only to look for repeats.
  */
-export function strictlyIncreasing<T>(rows: readonly T[], id: (row: T) => string): boolean {
-  for (let k = 1; k < rows.length; k++) {
+export function strictlyMonotonic<T>(rows: readonly T[], id: (row: T) => string): boolean {
+  let rising = true;
+  let falling = true;
+  for (let k = 1; k < rows.length && (rising || falling); k++) {
     const a = id(rows[k - 1]!);
     const b = id(rows[k]!);
-    if (a.length > b.length || (a.length === b.length && a >= b)) return false;
+    const order = a.length - b.length || (a < b ? -1 : a > b ? 1 : 0);
+    if (order >= 0) rising = false;
+    if (order <= 0) falling = false;
   }
-  return true;
+  return rising || falling;
 }
