@@ -68,6 +68,7 @@ export function pairById(
     return -1;
   };
   let prev = -1;
+  let misses = 0;
   let windowHits = 0;
   let predicting = true;
   for (let j = 0; j < theirs.length; j++) {
@@ -91,7 +92,9 @@ export function pairById(
       i = prev - 1;
       if (!fits(i, id)) i = -1;
     }
-    if (i === -1) {
+    // Linking rows by symbol costs a pass over mine: not for the one miss that starts lists
+    // in opposite orders. The walk gets past the rows missed before.
+    if (i === -1 && ++misses > 3) {
       links ??= groupLinks(mine);
       const g = theirs.group(j);
       const last = lastInGroup.get(g);
