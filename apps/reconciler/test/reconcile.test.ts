@@ -1,60 +1,14 @@
-// `lifeboat reconcile` against a running paper-trader with live order flow, over SQLite (the
-// exchange asked through the target's /exchange/* routes) and over PostgreSQL (asked directly
-// with ccxt's binance client): PASS, then FAIL naming deleted fills as missing_fill, then
-// --apply backfills them, then PASS again.
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getTestStack, type TestStack } from '@lifeboat/testkit';
+import { type CliRun, freePort, getTestStack, lifeboat, type TestStack } from '@lifeboat/testkit';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 // Whole recoveries with real processes: minutes on a loaded 2-core machine, not seconds.
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
-
-const repo = join(import.meta.dirname, '..', '..', '..');
-const bin = join(repo, 'apps', 'cli', 'bin', 'lifeboat.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-// Async spawn: the S3 server of the test stack may live in this process.
-function lifeboat(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: repo,
-      env: { ...process.env, LIFEBOAT_REDIS_URL: '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -67,7 +21,7 @@ interface Report {
   stats: { internal_fills: number; exchange_trades: number };
 }
 
-function reportOf(run: Run): Report {
+function reportOf(run: CliRun): Report {
   try {
     return (JSON.parse(run.stdout) as { report: Report }).report;
   } catch {

@@ -1,40 +1,14 @@
-// Restore options with no trading system running: --dry-run changes nothing, --to sandbox
-// never touches production, --point-in-time picks the newest backup at or before it, bad
-// input is refused, and `kill-switch deactivate` needs a passing reconciliation newer than
-// the halt (the API is down, so the state file is used).
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { RestoreResult } from '@lifeboat/domain';
+import { lifeboat } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 // Whole recoveries with real processes: minutes on a loaded 2-core machine, not seconds.
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
-
-const repo = join(import.meta.dirname, '..', '..', '..');
-const bin = join(repo, 'apps', 'cli', 'bin', 'lifeboat.js');
-
-function lifeboat(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: repo,
-      env: { ...process.env, LIFEBOAT_REDIS_URL: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 function checksums(root: string): Record<string, string> {
   const out: Record<string, string> = {};

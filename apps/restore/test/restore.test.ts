@@ -1,65 +1,19 @@
-// The runbook's three recovery scenarios against a running paper-trader with live order flow,
-// over SQLite and over PostgreSQL, through `lifeboat restore` (embedded mode): the disaster
-// is injected, the plan recovers, the kill switch is ON afterwards, and the venue receives no
-// order between the activation and the end.
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { RestoreResult } from '@lifeboat/domain';
-import { getTestStack, type TestStack } from '@lifeboat/testkit';
+import { type CliRun, freePort, getTestStack, lifeboat, type TestStack } from '@lifeboat/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 // Whole recoveries with real processes: minutes on a loaded 2-core machine, not seconds.
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
-const repo = join(import.meta.dirname, '..', '..', '..');
-const bin = join(repo, 'apps', 'cli', 'bin', 'lifeboat.js');
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-// Async spawn: the S3 server of the test stack may live in this process.
-function lifeboat(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: repo,
-      env: { ...process.env, LIFEBOAT_REDIS_URL: '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function resultOf(run: Run): RestoreResult {
+function resultOf(run: CliRun): RestoreResult {
   try {
     return JSON.parse(run.stdout) as RestoreResult;
   } catch {

@@ -4,58 +4,21 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { RestoreResult } from '@lifeboat/domain';
-import { getTestStack, type TestStack, uniqueName } from '@lifeboat/testkit';
+import { freePort, getTestStack, lifeboat, REPO_ROOT, type TestStack, uniqueName } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 // Whole recoveries with real processes: minutes on a loaded 2-core machine, not seconds.
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
-const repo = join(import.meta.dirname, '..', '..', '..');
-const bin = join(repo, 'apps', 'cli', 'bin', 'lifeboat.js');
-
-function lifeboat(
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, ...args], {
-      cwd: repo,
-      env: { ...process.env, LIFEBOAT_REDIS_URL: '', ...env },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.on('data', (d) => {
-      stderr += d;
-    });
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 function startWorker(
   app: 'restore' | 'reconciler',
   env: NodeJS.ProcessEnv,
 ): Promise<{ child: ChildProcess; ops: string }> {
-  const child = spawn(process.execPath, [join(repo, 'apps', app, 'dist', 'main.js')], {
+  const child = spawn(process.execPath, [join(REPO_ROOT, 'apps', app, 'dist', 'main.js')], {
     env,
     stdio: ['ignore', 'pipe', 'inherit'],
   });
