@@ -155,7 +155,11 @@ describe.each(['sqlite', 'postgres'] as const)('lifeboat restore over %s', (engi
     expect(result.steps.map((s) => s.status).every((s) => s === 'COMPLETED')).toBe(true);
     expect(result.killSwitch).toBe('ON');
     expect(killSwitchState()).toBe('ON');
-    expect(result.reconciliation?.verdict).toMatch(/^PASS/);
+    const reportFile = join(demo, 'store', result.reconciliation?.reportKey ?? 'missing');
+    const why = existsSync(reportFile)
+      ? JSON.stringify(JSON.parse(readFileSync(reportFile, 'utf8')).discrepancies.slice(0, 5))
+      : 'no report';
+    expect(result.reconciliation?.verdict, why).toMatch(/^PASS/);
     expect(result.readyToTrade).toBe(true);
     expect(result.rto.toHealthyShadowMs).toBeGreaterThan(0);
     expect(result.rto.toReadyMs).toBeGreaterThanOrEqual(result.rto.toHealthyShadowMs as number);

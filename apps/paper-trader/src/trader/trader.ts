@@ -78,6 +78,12 @@ export class Trader {
     this.#lastTrade = await this.books.lastTradeIds();
     await this.refreshPrices().catch(() => undefined);
     await this.recover();
+    // Starting halted (a restart after a crash, a restore): no order of ours may still be
+    // working at the venue, or positions would move under a halted system.
+    if (this.killSwitch.halted) {
+      await this.halt();
+      await this.sync();
+    }
     this.audit('mode', { mode: this.options.mode, rate: this.options.rate });
     const periodMs = 50;
     this.#timer = setInterval(() => this.#tick(periodMs), periodMs);
