@@ -1,6 +1,6 @@
 // The backup app's process: a BullMQ worker on queue `backup` with an ops server (default),
 // or `once` mode that runs one backup and exits non-zero on failure (a Kubernetes CronJob).
-import { BullMqJobBus, configPath, createLogger, createOpsServer, createRuntime, loadConfig } from '@lifeboat/adapters';
+import { BullMqJobBus, configPath, createLogger, createRuntime, loadConfig, serveWorker } from '@lifeboat/adapters';
 import { isLifeboatError, type JobContext } from '@lifeboat/domain';
 import { TOOL_VERSION } from './context.js';
 import { backup } from './handlers/backup.js';
@@ -77,34 +77,20 @@ async function main(): Promise<void> {
   const consumer = await bus.consume('backup', (payload, job) => run(payload, job), {
     concurrency: Number(process.env.LIFEBOAT_CONCURRENCY ?? 1),
   });
-  const ops = createOpsServer({
+  await serveWorker({
     app: 'backup',
-    registry: metrics.registry,
+    queue: 'backup',
     version: TOOL_VERSION,
+    registry: metrics.registry,
+    store: runtime.store.location,
+    log,
+    defaultPort: 9101,
     readiness: async () => {
       await runtime.store.check();
       return null;
     },
+    close: [() => consumer.close(), () => bus.close()],
   });
-  const address = await ops.listen({
-    host: process.env.LIFEBOAT_OPS_HOST ?? '0.0.0.0',
-    port: Number(process.env.LIFEBOAT_OPS_PORT ?? 9101),
-  });
-  log.info({ ops: address, store: runtime.store.location, queue: 'backup' }, 'backup worker started');
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping: finishing the current job');
-    await consumer.close();
-    await bus.close();
-    await ops.close();
-    log.info({}, 'stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 main().catch(fail);

@@ -1,6 +1,6 @@
 // The reconciler's process: a BullMQ worker on queue `reconcile` with an ops server
 // (/health, /ready, /metrics). Restore plans and drills send it jobs through the job bus.
-import { BullMqJobBus, configPath, createLogger, createOpsServer, createRuntime, loadConfig } from '@lifeboat/adapters';
+import { BullMqJobBus, configPath, createLogger, createRuntime, loadConfig, serveWorker } from '@lifeboat/adapters';
 import { isLifeboatError, LifeboatError } from '@lifeboat/domain';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { reconcile } from './handlers/reconcile.js';
@@ -79,34 +79,20 @@ async function main(): Promise<void> {
     },
     { concurrency: Number(process.env.LIFEBOAT_CONCURRENCY ?? 1) },
   );
-  const ops = createOpsServer({
+  await serveWorker({
     app: 'reconciler',
-    registry,
+    queue: 'reconcile',
     version: VERSION,
+    registry,
+    store: runtime.store.location,
+    log,
+    defaultPort: 9103,
     readiness: async () => {
       await runtime.store.check();
       return null;
     },
+    close: [() => consumer.close(), () => bus.close()],
   });
-  const address = await ops.listen({
-    host: process.env.LIFEBOAT_OPS_HOST ?? '0.0.0.0',
-    port: Number(process.env.LIFEBOAT_OPS_PORT ?? 9103),
-  });
-  log.info({ ops: address, store: runtime.store.location, queue: 'reconcile' }, 'reconciler worker started');
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping: finishing the current job');
-    await consumer.close();
-    await bus.close();
-    await ops.close();
-    log.info({}, 'stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 main().catch(fail);

@@ -6,9 +6,9 @@ import {
   configPath,
   createLockProvider,
   createLogger,
-  createOpsServer,
   createRuntime,
   loadConfig,
+  serveWorker,
 } from '@lifeboat/adapters';
 import { isLifeboatError, type ReconcileJobResult } from '@lifeboat/domain';
 import { Counter, Gauge, Registry } from 'prom-client';
@@ -74,35 +74,20 @@ async function main(): Promise<void> {
     },
     { concurrency: Number(process.env.LIFEBOAT_CONCURRENCY ?? 1) },
   );
-  const ops = createOpsServer({
+  await serveWorker({
     app: 'restore',
-    registry,
+    queue: 'restore',
     version: VERSION,
+    registry,
+    store: runtime.store.location,
+    log,
+    defaultPort: 9102,
     readiness: async () => {
       await runtime.store.check();
       return null;
     },
+    close: [() => consumer.close(), () => bus.close(), () => locks.close()],
   });
-  const address = await ops.listen({
-    host: process.env.LIFEBOAT_OPS_HOST ?? '0.0.0.0',
-    port: Number(process.env.LIFEBOAT_OPS_PORT ?? 9102),
-  });
-  log.info({ ops: address, store: runtime.store.location, queue: 'restore' }, 'restore worker started');
-
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'stopping: finishing the current job');
-    await consumer.close();
-    await bus.close();
-    await locks.close();
-    await ops.close();
-    log.info({}, 'stopped');
-    process.exit(0);
-  };
-  process.on('SIGTERM', () => void stop('SIGTERM'));
-  process.on('SIGINT', () => void stop('SIGINT'));
 }
 
 main().catch(fail);

@@ -1,2 +1,3 @@
 export * from './logger.js';
 export * from './server.js';
+export * from './worker.js';
