@@ -123,9 +123,11 @@ describe.each(['sqlite', 'postgres'] as const)('lifeboat reconcile after live tr
     expect(first.code).toBe(0);
     expect(passed.stats.internal_fills).toBeGreaterThan(20);
 
-    // Lose the newest fills, as a restore from an older backup would.
-    const deleted = await deleteNewestFills(engine, join(dir, 'demo', 'target', 'trading.db'), databaseUrl, 5);
-    expect(deleted).toHaveLength(5);
+    // Lose the newest fills, and the newest order with all of its fills, as a restore from
+    // an older backup would.
+    const lost = await loseNewest(engine, join(dir, 'demo', 'target', 'trading.db'), databaseUrl, 5);
+    const deleted = lost.tradeIds;
+    expect(deleted.length).toBeGreaterThanOrEqual(5);
     const second = await lifeboat(['reconcile', '--config', config, '--json'], env());
     const failed = reportOf(second);
     expect(second.code).toBe(1);
@@ -146,6 +148,9 @@ describe.each(['sqlite', 'postgres'] as const)('lifeboat reconcile after live tr
         .map((a) => a.key)
         .sort(),
     ).toEqual([...deleted].sort());
+    expect(corrected.actions_taken.filter((a) => a.kind === 'backfill_order').map((a) => a.key)).toEqual([
+      lost.clientOrderId,
+    ]);
 
     const after = await lifeboat(['reconcile', '--config', config, '--json', '--sign-off', 'alice'], env());
     const clean = reportOf(after);
@@ -188,23 +193,30 @@ describe.each(['sqlite', 'postgres'] as const)('lifeboat reconcile after live tr
   });
 });
 
-async function deleteNewestFills(
+/** Deletes the newest order with its fills, and the newest `n` fills besides. */
+async function loseNewest(
   engine: 'sqlite' | 'postgres',
   file: string,
   url: string | undefined,
   n: number,
-): Promise<string[]> {
-  const pick = `SELECT trade_id FROM fills ORDER BY timestamp DESC, trade_id DESC LIMIT ${n}`;
+): Promise<{ tradeIds: string[]; clientOrderId: string }> {
+  const newestOrder = 'SELECT order_id, client_order_id FROM fills ORDER BY timestamp DESC, trade_id DESC LIMIT 1';
+  const fillsToLose = `SELECT trade_id FROM fills WHERE order_id = $1
+    UNION SELECT trade_id FROM (SELECT trade_id FROM fills ORDER BY timestamp DESC, trade_id DESC LIMIT ${n}) newest`;
   if (engine === 'sqlite') {
     const db = new Database(file);
     try {
       db.pragma('busy_timeout = 5000');
-      const ids = (db.prepare(pick).all() as Array<{ trade_id: string }>).map((r) => r.trade_id);
-      const del = db.prepare('DELETE FROM fills WHERE trade_id = ?');
-      db.transaction(() => {
+      return db.transaction(() => {
+        const order = db.prepare(newestOrder).get() as { order_id: string; client_order_id: string };
+        const ids = (db.prepare(fillsToLose.replace('$1', '?')).all(order.order_id) as Array<{ trade_id: string }>).map(
+          (r) => r.trade_id,
+        );
+        const del = db.prepare('DELETE FROM fills WHERE trade_id = ?');
         for (const id of ids) del.run(id);
+        db.prepare('DELETE FROM orders WHERE id = ?').run(order.order_id);
+        return { tradeIds: ids, clientOrderId: order.client_order_id };
       })();
-      return ids;
     } finally {
       db.close();
     }
@@ -212,9 +224,13 @@ async function deleteNewestFills(
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
-    const ids = (await client.query<{ trade_id: string }>(pick)).rows.map((r) => r.trade_id);
+    await client.query('BEGIN');
+    const order = (await client.query<{ order_id: string; client_order_id: string }>(newestOrder)).rows[0]!;
+    const ids = (await client.query<{ trade_id: string }>(fillsToLose, [order.order_id])).rows.map((r) => r.trade_id);
     await client.query('DELETE FROM fills WHERE trade_id = ANY($1)', [ids]);
-    return ids;
+    await client.query('DELETE FROM orders WHERE id = $1', [order.order_id]);
+    await client.query('COMMIT');
+    return { tradeIds: ids, clientOrderId: order.client_order_id };
   } finally {
     await client.end();
   }

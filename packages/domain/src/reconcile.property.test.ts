@@ -233,7 +233,13 @@ describe('reconciliation properties', () => {
         const out = check(buildWorld(spec));
         expect(out.discrepancies).toEqual([]);
         expect(Object.values(out.checks)).toEqual(['PASS', 'PASS', 'PASS', 'PASS']);
-        expect(out.corrections).toEqual({ backfillFills: [], orderUpdates: [], positions: [], unmatched: [] });
+        expect(out.corrections).toEqual({
+          backfillOrders: [],
+          backfillFills: [],
+          orderUpdates: [],
+          positions: [],
+          unmatched: [],
+        });
         // The fixed-point replay agrees with the decimal.js model to far better than the tolerance.
         for (const item of out.items.filter((i) => i.check === 'pnl_accuracy')) {
           expect(new Dec(item.difference!).abs().lte('0.00000001')).toBe(true);

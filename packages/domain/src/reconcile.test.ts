@@ -337,7 +337,13 @@ describe('reconciling', () => {
       trades_compared: 2,
       positions_compared: 1,
     });
-    expect(out.corrections).toEqual({ backfillFills: [], orderUpdates: [], positions: [], unmatched: [] });
+    expect(out.corrections).toEqual({
+      backfillOrders: [],
+      backfillFills: [],
+      orderUpdates: [],
+      positions: [],
+      unmatched: [],
+    });
   });
 
   it('lists matched orders and fills too when asked for all items', () => {
@@ -840,7 +846,13 @@ describe('corrections and the report', () => {
 
     const second = reconcile({ books: applied.books, exchange, integrity: 'not-applicable' });
     expect(second.checks).toEqual(allPass);
-    expect(second.corrections).toEqual({ backfillFills: [], orderUpdates: [], positions: [], unmatched: [] });
+    expect(second.corrections).toEqual({
+      backfillOrders: [],
+      backfillFills: [],
+      orderUpdates: [],
+      positions: [],
+      unmatched: [],
+    });
     expect(applyCorrections(applied.books, first.corrections).actions).toEqual([]);
 
     const unsigned = buildReport(second, {
@@ -868,6 +880,36 @@ describe('corrections and the report', () => {
         'ready_to_trade',
       ]),
     );
+  });
+
+  it('brings back a done order the books lost with its fills, but not one placed outside the system', () => {
+    // The backup predates o2 entirely: the books know neither the order nor its trade.
+    const w = restoredFromOldBackup();
+    const { books, exchange } = world({ ...w, orders: [w.orders![0]!] });
+    const manual = onExchange(order({ client_order_id: 'hand', quantity: '0.2', filled_quantity: '0.2' }), {
+      client_order_id: '',
+      exchange_order_id: 'x-hand',
+    });
+    const withManual = { ...exchange, orders: [...exchange.orders, manual] };
+    const first = reconcile({ books, exchange: withManual, integrity: 'not-applicable' });
+    expect(first.corrections.backfillOrders).toEqual([
+      expect.objectContaining({ client_order_id: 'o2', exchange_order_id: 'x-o2', status: 'FILLED', account: 'main' }),
+    ]);
+    expect(first.corrections.backfillFills.map((f) => f.trade_id)).toEqual(['t2']);
+    expect(first.corrections.unmatched).toEqual([
+      expect.objectContaining({ kind: 'filled_quantity_mismatch', exchange_order_id: 'x-hand' }),
+    ]);
+    expect(first.corrections.unmatched[0]!.detail).toContain('not placed by the trading system');
+
+    const applied = applyCorrections(books, first.corrections);
+    expect(applied.actions.map((a) => `${a.kind} ${a.key}`)).toEqual([
+      'backfill_order o2',
+      'backfill_fill t2',
+      'rebuild_position main:BTC/USDT',
+    ]);
+    const second = reconcile({ books: applied.books, exchange, integrity: 'not-applicable' });
+    expect(second.checks).toEqual(allPass);
+    expect(applyCorrections(applied.books, first.corrections).actions).toEqual([]);
   });
 
   it('rebuilds a position whose recorded P&L the fills contradict, keeping its quantity', () => {

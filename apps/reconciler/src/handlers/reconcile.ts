@@ -3,6 +3,7 @@
 // writes the audit trail. "Are we ready to trade?" with evidence.
 import { appendFile, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FileBooksStore, openBooksSource, openTargetBooks, type ResolvedTarget, resolvePath } from '@lifeboat/adapters';
 import {
   type ActionTaken,
@@ -15,15 +16,20 @@ import {
   LifeboatError,
   layout,
   parseExchangeSnapshot,
+  parseReconcileSettings,
   type ReconcileJobResult,
   ReconcileRequest,
   type ReconcileResult,
   reconcile as reconcileBooks,
+  verdictOf,
 } from '@lifeboat/domain';
 import type { ReconcileContext } from '../context.js';
 import { CcxtExchangeSource } from '../exchange/ccxt.js';
 import { FileExchangeSource } from '../exchange/file.js';
 import { HttpExchangeSource } from '../exchange/http.js';
+
+/** Past the in-flight threshold, so a record that was just too fresh is judged the second time. */
+const SETTLE_MARGIN_MS = 250;
 
 export function parseReconcileRequest(payload: unknown): ReconcileRequest {
   const parsed = ReconcileRequest.safeParse(payload);
@@ -145,24 +151,22 @@ export async function reconcile(payload: unknown, ctx: ReconcileContext): Promis
       log.warn({ err: { message: (err as Error).message } }, 'reconcile: integrity check could not run');
       return null;
     });
-    let internal: Books;
-    let collected: Awaited<ReturnType<typeof collect>>;
-    if (exchange.needsSymbols) {
-      internal = await readBooks();
-      collected = await collect([
-        ...new Set([...internal.orders.map((o) => o.symbol), ...internal.positions.map((p) => p.symbol)]),
-      ]);
-    } else {
-      collected = await collect([]);
-      internal = await readBooks();
-    }
-    const snapshot = collected.snapshot;
+    const gather = async (): Promise<{ internal: Books; collected: Awaited<ReturnType<typeof collect>> }> => {
+      if (exchange.needsSymbols) {
+        const internal = await readBooks();
+        const symbols = new Set([...internal.orders.map((o) => o.symbol), ...internal.positions.map((p) => p.symbol)]);
+        return { internal, collected: await collect([...symbols]) };
+      }
+      const collected = await collect([]);
+      return { collected, internal: await readBooks() };
+    };
+    let { internal, collected } = await gather();
 
-    const settings = { ...target?.config.reconcile?.settings, ...request.settings };
+    const settings = parseReconcileSettings({ ...target?.config.reconcile?.settings, ...request.settings });
     const run = (b: Books): ReconcileResult =>
       reconcileBooks({
         books: b,
-        exchange: snapshot,
+        exchange: collected.snapshot,
         integrity,
         settings,
         recoveryType: request.recoveryType,
@@ -170,12 +174,29 @@ export async function reconcile(payload: unknown, ctx: ReconcileContext): Promis
       });
     step('reconciling');
     let outcome = run(internal);
+    // Right after a halt the newest trades are too fresh to judge, yet the venue's positions
+    // already hold them: a run that did not pass with records skipped as in flight waits
+    // the threshold out once and asks both sides again, so a recovery is judged on all of it.
+    const skipped = outcome.stats.in_flight_skipped;
+    if (skipped > 0 && verdictOf(outcome, false) !== 'PASS' && settings.inFlightThresholdMs > 0) {
+      const waitMs = settings.inFlightThresholdMs + SETTLE_MARGIN_MS;
+      log.info({ skipped, waitMs }, 'reconcile: records too fresh to judge; asking again once they have settled');
+      step(`${skipped} record(s) too fresh to judge: asking again in ${(waitMs / 1000).toFixed(1)} s`);
+      await sleep(waitMs);
+      ({ internal, collected } = await gather());
+      step('reconciling');
+      outcome = run(internal);
+    }
 
     let actions: ActionTaken[] = [];
     let corrected = false;
     const plan = outcome.corrections;
     const broken = outcome.stats.items_by_status.BREAK > 0;
-    if (request.apply && broken && (plan.backfillFills.length || plan.orderUpdates.length || plan.positions.length)) {
+    if (
+      request.apply &&
+      broken &&
+      (plan.backfillOrders.length || plan.backfillFills.length || plan.orderUpdates.length || plan.positions.length)
+    ) {
       step('applying corrections');
       actions = await within('apply corrections', () => books.apply(plan));
       if (actions.length) {

@@ -7,13 +7,14 @@ import {
   type Books,
   type BooksStore,
   type CorrectionPlan,
+  describeOrder,
   LifeboatError,
   parseBooks,
   TARGET_TABLES,
 } from '@lifeboat/domain';
 import pg from 'pg';
 import { parseUrl } from '../database/postgres.js';
-import { addDecimal, balanceMoves } from './corrections.js';
+import { addDecimal, backfillOrderParams, backfillOrderSql, balanceMoves } from './corrections.js';
 import { type BooksProfile, normalizeRows, POSTGRES_BOOKS_PROFILE, RowNormalizer } from './profile.js';
 
 export class PostgresBooksStore implements BooksStore {
@@ -115,6 +116,16 @@ export class PostgresBooksStore implements BooksStore {
       await client.query('BEGIN');
       const now = new Date().toISOString();
       const actions: ActionTaken[] = [];
+      for (const o of plan.backfillOrders) {
+        const known = await client.query('SELECT 1 FROM orders WHERE client_order_id = $1', [o.client_order_id]);
+        if (known.rowCount) continue;
+        const inserted = await client.query(
+          backfillOrderSql((n) => `$${n}`),
+          backfillOrderParams(o),
+        );
+        if (inserted.rowCount)
+          actions.push({ kind: 'backfill_order', key: o.client_order_id, detail: describeOrder(o) });
+      }
       for (const f of plan.backfillFills) {
         const { rows } = await client.query<{ id: string; account: string }>(
           'SELECT id, account FROM orders WHERE client_order_id = $1 ORDER BY created_at LIMIT 1',

@@ -8,12 +8,13 @@ import {
   type Books,
   type BooksStore,
   type CorrectionPlan,
+  describeOrder,
   LifeboatError,
   parseBooks,
 } from '@lifeboat/domain';
 import Database from 'better-sqlite3';
 import { hasSqliteHeader, integrityCheck } from '../database/sqlite.js';
-import { addDecimal, balanceMoves } from './corrections.js';
+import { addDecimal, backfillOrderParams, backfillOrderSql, balanceMoves } from './corrections.js';
 import { type BooksProfile, RowNormalizer, SQLITE_BOOKS_PROFILE } from './profile.js';
 
 const BUSY_TIMEOUT_MS = 10_000;
@@ -101,6 +102,7 @@ export class SqliteBooksStore implements BooksStore {
     const db = this.#open(false);
     try {
       const now = new Date().toISOString();
+      const insertOrder = db.prepare(backfillOrderSql(() => '?'));
       const orderOf = db.prepare<[string], { id: string; account: string }>(
         'SELECT id, account FROM orders WHERE client_order_id = ? ORDER BY created_at LIMIT 1',
       );
@@ -126,6 +128,11 @@ export class SqliteBooksStore implements BooksStore {
       );
       return db.transaction(() => {
         const actions: ActionTaken[] = [];
+        for (const o of plan.backfillOrders) {
+          if (!orderOf.get(o.client_order_id) && insertOrder.run(...backfillOrderParams(o)).changes) {
+            actions.push({ kind: 'backfill_order', key: o.client_order_id, detail: describeOrder(o) });
+          }
+        }
         for (const f of plan.backfillFills) {
           const order = orderOf.get(f.client_order_id);
           if (!order) continue;

@@ -126,6 +126,8 @@ export class Run {
   /** Discrepancies a correction in the plan takes care of. */
   readonly fixable = new Set<Discrepancy>();
   readonly backfills: Backfill[] = [];
+  /** Terminal exchange orders with fills that the books lost, by exchange order id: backfilled with their fills. */
+  readonly orderBackfills = new Map<string, BookOrder>();
   readonly orderUpdates: OrderUpdate[] = [];
   readonly positionBreaks: PositionBreak[] = [];
   readonly counters: Counters = {

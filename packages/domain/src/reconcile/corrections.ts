@@ -124,11 +124,17 @@ export function buildPlan(run: Run, groups: FillGroups, fillMs: readonly number[
   }
 
   return {
+    backfillOrders: [...run.orderBackfills.values()],
     backfillFills: run.backfills.map((b) => b.fill),
     orderUpdates: run.orderUpdates,
     positions: [...rebuilt.values()],
     unmatched: run.discrepancies.filter((d) => !run.fixable.has(d)),
   };
+}
+
+/** How a backfilled order is told in the actions taken and the audit log. */
+export function describeOrder(o: BookOrder): string {
+  return `${o.symbol} ${o.side} ${o.type} ${o.quantity}${o.price === null ? '' : ` @ ${o.price}`}, ${o.status} with ${o.filled_quantity} filled (exchange order ${o.exchange_order_id}), from the exchange's order history`;
 }
 
 function describeFill(f: BookFill): string {
@@ -158,6 +164,16 @@ function positionChanged(a: BookPosition, b: BookPosition): boolean {
 export function applyCorrections(books: Books, plan: CorrectionPlan): { books: Books; actions: ActionTaken[] } {
   const actions: ActionTaken[] = [];
 
+  let orders = books.orders;
+  if (plan.backfillOrders.length) {
+    const known = new Set(books.orders.map((o) => o.client_order_id));
+    const added = plan.backfillOrders.filter((o) => !known.has(o.client_order_id));
+    if (added.length) {
+      orders = [...books.orders, ...added];
+      for (const o of added) actions.push({ kind: 'backfill_order', key: o.client_order_id, detail: describeOrder(o) });
+    }
+  }
+
   let fills = books.fills;
   if (plan.backfillFills.length) {
     const wanted = new Map(plan.backfillFills.map((f) => [f.trade_id, f]));
@@ -174,10 +190,9 @@ export function applyCorrections(books: Books, plan: CorrectionPlan): { books: B
     }
   }
 
-  let orders = books.orders;
   if (plan.orderUpdates.length) {
     const updates = new Map(plan.orderUpdates.map((u) => [u.client_order_id, u]));
-    orders = books.orders.map((o) => {
+    orders = orders.map((o) => {
       const u = updates.get(o.client_order_id);
       if (!u || (o.exchange_order_id !== null && o.exchange_order_id !== u.exchange_order_id) || !orderChanged(o, u)) {
         return o;

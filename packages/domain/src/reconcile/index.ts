@@ -16,7 +16,7 @@ import { checkFills, checkOrders } from './orders.js';
 import { checkPnl, groupFills } from './pnl.js';
 import { checkPositions } from './positions.js';
 
-export { applyCorrections } from './corrections.js';
+export { applyCorrections, describeOrder } from './corrections.js';
 export { buildReport, formatReportSummary, type ReportOptions, verdictOf } from './report.js';
 
 /** The engine's own integrity check; null when it could not run. */

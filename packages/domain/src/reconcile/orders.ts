@@ -1,12 +1,13 @@
 // order_consistency: internal orders against the exchange's (by client order id, then by
 // exchange order id), and internal fills against the exchange's trades (by trade id).
-import type {
-  BookFill,
-  BookOrder,
-  Discrepancy,
-  ExchangeOrder,
-  ExchangeTrade,
-  ReconcileItem,
+import {
+  type BookFill,
+  type BookOrder,
+  DEFAULT_ACCOUNT,
+  type Discrepancy,
+  type ExchangeOrder,
+  type ExchangeTrade,
+  type ReconcileItem,
 } from '../schemas/reconcile.js';
 import { compact, type Run, timeMs } from './context.js';
 import { compareDecimal, isZeroDecimal, judgeAbsolute, judgeRelative } from './decimal.js';
@@ -421,6 +422,28 @@ function judgeExchangeOnly(run: Run, e: ExchangeOrder, theirMs: number): void {
       detail: `${e.status} on the exchange with ${e.filled_quantity} filled, unknown internally`,
     };
     run.add({ ...base, status: 'BREAK', rule: 'an order with fills is known internally' }, [d]);
+    // Books restored from an older backup lost the orders placed since; the venue's record
+    // brings a done order back, and its trades then backfill as fills of a known order. An
+    // order with no client id was not placed by the trading system: reported, never adopted.
+    if (e.client_order_id !== '' && !run.orderBackfills.has(e.exchange_order_id)) {
+      run.orderBackfills.set(e.exchange_order_id, {
+        client_order_id: e.client_order_id,
+        exchange_order_id: e.exchange_order_id,
+        account: DEFAULT_ACCOUNT,
+        symbol: e.symbol,
+        side: e.side,
+        type: e.type,
+        quantity: e.quantity,
+        price: e.price,
+        status: AS_BOOK_STATUS[e.status],
+        filled_quantity: e.filled_quantity,
+        created_at: e.updated_at,
+        updated_at: e.updated_at,
+      });
+      run.fixable.add(d);
+    } else if (e.client_order_id === '') {
+      d.detail += '; it has no client order id (not placed by the trading system), so it is not backfilled';
+    }
   }
 }
 
@@ -571,7 +594,7 @@ function knownOrder(run: Run, t: ExchangeTrade): BookOrder | undefined {
     if (i !== -1) return run.books.orders[i];
   }
   const i = index.byExchangeId().get(t.exchange_order_id);
-  return i === undefined ? undefined : run.books.orders[i];
+  return i === undefined ? run.orderBackfills.get(t.exchange_order_id) : run.books.orders[i];
 }
 
 function describe(x: BookFill | ExchangeTrade): string {

@@ -572,7 +572,7 @@ export const ReconcileStats = z.object({
 export type ReconcileStats = z.infer<typeof ReconcileStats>;
 
 export const ActionTaken = z.object({
-  kind: z.enum(['backfill_fill', 'update_order', 'rebuild_position']),
+  kind: z.enum(['backfill_order', 'backfill_fill', 'update_order', 'rebuild_position']),
   key: z.string(),
   detail: z.string(),
 });
@@ -588,6 +588,8 @@ export interface OrderUpdate {
 
 /** What a correction run would do; pure data, applied to a database or to a Books value. */
 export interface CorrectionPlan {
+  /** Terminal exchange orders with fills, placed by the trading system (a client id) but lost from the books. */
+  backfillOrders: BookOrder[];
   /** Exchange trades missing internally whose order is known internally; trade_id is the venue's. */
   backfillFills: BookFill[];
   orderUpdates: OrderUpdate[];
