@@ -97,11 +97,10 @@ export async function benchReconcile(options: { cacheRoot: string; orders: numbe
   const runs: Array<{ wallS: number; peakRssMiB: number; out: Record<string, unknown> }> = [];
   for (let i = 0; i < options.runs; i++) {
     const t = process.hrtime.bigint();
-    const r = spawnSync(
-      '/usr/bin/time',
-      ['-f', '%M', '-o', report, process.execPath, '--conditions=source', '--import', 'tsx', child, file],
-      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
-    );
+    const r = spawnSync('/usr/bin/time', ['-f', '%M', '-o', report, process.execPath, '--import', 'tsx', child, file], {
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+    });
     const wallS = Number(process.hrtime.bigint() - t) / 1e9;
     if (r.status !== 0) throw new Error(`reconcile run failed (${r.status}): ${r.stderr.slice(-2000)}`);
     const peakRssMiB = Number(readFileSync(report, 'utf8').trim().split('\n').at(-1)) / 1024;

@@ -146,8 +146,9 @@ export async function reconcile(payload: unknown, ctx: ReconcileContext): Promis
       step(`reading the books (${books.location})`);
       return within('read books', () => books.read());
     };
+    // The engine's check runs beside the rest (a worker thread for SQLite) and is awaited last.
     step(`checking the database (${books.location})`);
-    const integrity = await books.integrity().catch((err) => {
+    const checking = books.integrity().catch((err) => {
       log.warn({ err: { message: (err as Error).message } }, 'reconcile: integrity check could not run');
       return null;
     });
@@ -161,6 +162,7 @@ export async function reconcile(payload: unknown, ctx: ReconcileContext): Promis
       return { collected, internal: await readBooks() };
     };
     let { internal, collected } = await gather();
+    const integrity = await checking;
 
     const settings = parseReconcileSettings({ ...target?.config.reconcile?.settings, ...request.settings });
     const run = (b: Books): ReconcileResult =>

@@ -13,9 +13,9 @@ import {
   parseBooks,
 } from '@lifeboat/domain';
 import Database from 'better-sqlite3';
-import { hasSqliteHeader, integrityCheck } from '../database/sqlite.js';
 import { addDecimal, backfillOrderParams, backfillOrderSql, balanceMoves } from './corrections.js';
 import { type BooksProfile, RowNormalizer, SQLITE_BOOKS_PROFILE } from './profile.js';
+import { checkSqliteIntegrityAside } from './sqlite-integrity.js';
 
 const BUSY_TIMEOUT_MS = 10_000;
 
@@ -30,29 +30,18 @@ export class SqliteBooksStore implements BooksStore {
     this.#custom = profile !== undefined;
   }
 
-  async integrity(): Promise<{ ok: boolean; detail: string }> {
-    await this.#mustExist();
-    if (!(await hasSqliteHeader(this.location))) {
-      return {
-        ok: false,
-        detail: `${this.location} has no SQLite header (not a database, or its first page is damaged)`,
-      };
-    }
-    let db: Database.Database;
+  integrity(): Promise<{ ok: boolean; detail: string }> {
+    // No await before the worker starts: the read that follows holds this thread for seconds.
     try {
-      db = this.#open(true);
+      this.#mustExist();
     } catch (err) {
-      return { ok: false, detail: err instanceof Error ? err.message : String(err) };
+      return Promise.reject(err);
     }
-    try {
-      return integrityCheck(db);
-    } finally {
-      db.close();
-    }
+    return checkSqliteIntegrityAside(this.location);
   }
 
   async read(): Promise<Books> {
-    await this.#mustExist();
+    this.#mustExist();
     const db = this.#open(true);
     try {
       // One read transaction: the four queries see the same moment of a live database.
@@ -98,7 +87,7 @@ export class SqliteBooksStore implements BooksStore {
         },
       );
     }
-    await this.#mustExist();
+    this.#mustExist();
     const db = this.#open(false);
     try {
       const now = new Date().toISOString();
@@ -185,7 +174,7 @@ export class SqliteBooksStore implements BooksStore {
 
   async close(): Promise<void> {}
 
-  async #mustExist(): Promise<void> {
+  #mustExist(): void {
     if (!existsSync(this.location)) {
       throw new LifeboatError('DATABASE_ERROR', `SQLite database ${this.location} not found`, {
         hint: "check the target's database path, or pass --internal <file>",

@@ -1,5 +1,5 @@
 // The SQLite database engine: a one-step online backup of a live database file, and the checks of such a snapshot.
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { type DatabaseEngine, type DatabaseSnapshot, LifeboatError, type SnapshotInspection } from '@lifeboat/domain';
@@ -211,6 +211,17 @@ export async function hasSqliteHeader(file: string): Promise<boolean> {
     return bytesRead === head.length && head.equals(SQLITE_MAGIC);
   } finally {
     await fd.close();
+  }
+}
+
+/** The same, blocking: for a caller that must not yield before its next step. */
+export function hasSqliteHeaderSync(file: string): boolean {
+  const fd = openSync(file, 'r');
+  try {
+    const head = Buffer.alloc(SQLITE_MAGIC.length);
+    return readSync(fd, head, 0, head.length, 0) === head.length && head.equals(SQLITE_MAGIC);
+  } finally {
+    closeSync(fd);
   }
 }
 
