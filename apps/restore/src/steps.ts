@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { openBooksSource, type ResolvedTarget } from '@lifeboat/adapters';
+import { openBooksSource, parseUrl, type ResolvedTarget } from '@lifeboat/adapters';
 import { extractBackup, listBackups, readManifest } from '@lifeboat/backup';
 import {
   changeKillSwitch,
@@ -502,7 +502,11 @@ export function reconcileStep(s: RunState, full: boolean): PlanStep {
           outcome: `no exchange source configured (targets.${s.target.name}.exchange): not reconciled, so not ready to trade`,
         };
       }
-      const sandboxSource = s.dest.kind === 'sandbox' ? (s.dest.sqlite ?? s.dest.postgresUrl) : null;
+      // Job data never holds a password: the reconciler takes the target's own for the scratch database.
+      const sandboxSource =
+        s.dest.kind === 'sandbox'
+          ? (s.dest.sqlite ?? (s.dest.postgresUrl ? parseUrl(s.dest.postgresUrl).safe : null))
+          : null;
       const result = await s.ctx.reconcile({
         target: s.target.name,
         recoveryType: s.dest.kind === 'sandbox' ? `${s.request.scenario} (sandbox)` : s.request.scenario,

@@ -4,7 +4,14 @@
 import { appendFile, mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FileBooksStore, openBooksSource, openTargetBooks, type ResolvedTarget, resolvePath } from '@lifeboat/adapters';
+import {
+  FileBooksStore,
+  openBooksSource,
+  openTargetBooks,
+  type ResolvedTarget,
+  resolvePath,
+  withTargetCredentials,
+} from '@lifeboat/adapters';
 import {
   type ActionTaken,
   type Books,
@@ -124,7 +131,7 @@ export async function reconcile(payload: unknown, ctx: ReconcileContext): Promis
   const baseDir = runtime?.loaded.baseDir ?? process.cwd();
   const profile = target?.config.reconcile?.profile;
   const books: BooksStore = request.internal
-    ? openBooksSource(request.internal, profile)
+    ? openBooksSource(withTargetCredentials(request.internal, target?.config.database, env), profile)
     : openTargetBooks(target?.config.database ?? null, target?.root ?? baseDir, profile, env);
   const exchange = ctx.exchangeSource ?? exchangeSourceFor(target, baseDir, env, request.exchange);
   const log = ctx.log;

@@ -3,6 +3,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import type { BooksStore, DatabaseConfig } from '@lifeboat/domain';
 import { LifeboatError } from '@lifeboat/domain';
+import { parseUrl } from '../database/postgres.js';
 import { FileBooksStore } from './file.js';
 import { PostgresBooksStore } from './postgres.js';
 import type { BooksProfile } from './profile.js';
@@ -46,4 +47,29 @@ export function openTargetBooks(
     );
   }
   return new PostgresBooksStore(url, profile);
+}
+
+/**
+ * A PostgreSQL URL given without a password (job data never carries one) on the server of
+ * the target's own database, as the same user: the target's password, from the environment.
+ * Anything else is returned as it was given.
+ */
+export function withTargetCredentials(
+  spec: string,
+  db: DatabaseConfig | null | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): string {
+  if (!/^postgres(ql)?:\/\//i.test(spec) || db?.engine !== 'postgres') return spec;
+  const own = db.url ?? env[db.urlEnv];
+  if (!own || !/^postgres(ql)?:\/\//i.test(own)) return spec;
+  const given = new URL(spec);
+  const target = new URL(own);
+  const password = parseUrl(own).password;
+  const sameServer =
+    given.hostname === target.hostname &&
+    (given.port || '5432') === (target.port || '5432') &&
+    decodeURIComponent(given.username) === decodeURIComponent(target.username);
+  if (given.password || given.searchParams.has('password') || !password || !sameServer) return spec;
+  given.password = encodeURIComponent(password);
+  return given.toString();
 }
