@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { backupCommand, extractCommand, listCommand, pruneCommand, verifyCommand } from './commands/backup.js';
 import { demoInitCommand } from './commands/demo.js';
 import { demoStartCommand, demoStopCommand } from './commands/demo-run.js';
+import { drillListCommand, drillReportCommand, drillRunCommand, drillScheduleCommand } from './commands/drill.js';
 import { reconcileCommand } from './commands/reconcile.js';
 import { killSwitchCommand, restoreCommand } from './commands/restore.js';
 import { describeError, EXIT, errorJson, exitCodeFor, printJson } from './output.js';
@@ -60,12 +61,15 @@ withGlobals(demo.command('start'))
   .option('--exchange-port <n>', 'simulated exchange port', '8024')
   .option('--detach', 'run in the background with pid files in <demo>/run/')
   .option('--only <process>', 'with --detach: start only exchange or paper-trader')
+  .option('--root <dir>', "with --detach --only paper-trader: run a copy of the target from <dir> (a drill's sandbox)")
+  .option('--exchange-url <url>', 'the exchange the paper-trader talks to (default: the demo exchange)')
   .option('--json', 'print one JSON result (with --detach)')
   .action(run((opts: Parameters<typeof demoStartCommand>[0]) => demoStartCommand(opts)));
 
 withGlobals(demo.command('stop'))
   .description('stop a detached demo (SIGTERM, then SIGKILL after 15 s)')
   .option('--only <process>', 'stop only exchange or paper-trader')
+  .option('--root <dir>', 'stop the copy started with --root <dir>')
   .option('--json', 'print one JSON result')
   .action(run((opts: Parameters<typeof demoStopCommand>[0]) => demoStopCommand(opts)));
 
@@ -141,6 +145,33 @@ withGlobals(program.command('kill-switch <action>'))
   .option('--reason <text>', 'why (required to change it; goes into the audit trail)')
   .option('--json', 'print one JSON result')
   .action(run((action: string, opts: Parameters<typeof killSwitchCommand>[1]) => killSwitchCommand(action, opts)));
+
+const drill = program
+  .command('drill')
+  .description("the runbook's drills, run against a sandbox, with measured RTO and RPO");
+withGlobals(drill.command('run <drill>'))
+  .description(
+    'run a drill: kill-switch, shadow-failover, reconciliation, backup-verify, database-restore, cold-restore, vendor-connectivity-loss or full-simulation',
+  )
+  .option('--html <file>', 'also write the HTML report to <file>')
+  .option('--open', 'open the HTML report in a browser')
+  .option('--json', 'print the report as JSON')
+  .action(run((name: string, opts: Parameters<typeof drillRunCommand>[1]) => drillRunCommand(name, opts)));
+withGlobals(drill.command('list'))
+  .description('the drills that ran, newest last, with their RTO and RPO')
+  .option('--json', 'print one JSON result')
+  .action(run((opts: Parameters<typeof drillListCommand>[0]) => drillListCommand(opts)));
+withGlobals(drill.command('report <id>'))
+  .description('print a stored drill report (an id from `drill list`, or latest)')
+  .option('--html <file>', 'write its HTML page to <file>')
+  .option('--json', 'print the report as JSON')
+  .action(run((id: string, opts: Parameters<typeof drillReportCommand>[1]) => drillReportCommand(id, opts)));
+withGlobals(drill.command('schedule'))
+  .description('the next scheduled drills (UTC), from lifeboat.yaml or the default schedule')
+  .option('--from <date>', 'list runs after this instant (default: now)')
+  .option('--count <n>', 'how many runs', '20')
+  .option('--json', 'print an array of {drill, at}')
+  .action(run((opts: Parameters<typeof drillScheduleCommand>[0]) => drillScheduleCommand(opts)));
 
 try {
   await program.parseAsync(process.argv);

@@ -496,6 +496,7 @@ export function reconcileStep(s: RunState, full: boolean): PlanStep {
     `${full ? 'full ' : ''}reconciliation of the books with the exchange; corrections applied, reported`,
     [s.dest.databaseLabel ?? '(no database)', 'the exchange (read only)'],
     async () => {
+      if (!s.request.reconcile) return { skipped: true, outcome: 'not asked to reconcile: not ready to trade' };
       if (!s.target.config.exchange && !s.target.config.api) {
         return {
           skipped: true,
@@ -511,7 +512,8 @@ export function reconcileStep(s: RunState, full: boolean): PlanStep {
         target: s.target.name,
         recoveryType: s.dest.kind === 'sandbox' ? `${s.request.scenario} (sandbox)` : s.request.scenario,
         ...(sandboxSource ? { internal: sandboxSource } : {}),
-        apply: s.dest.kind === 'production',
+        // A sandbox's books are its own copy: correcting them shows what production would need.
+        apply: true,
         ...(s.request.signOff ? { signOff: s.request.signOff } : {}),
         requestedBy: `restore:${s.request.requestedBy}`,
       });

@@ -1,4 +1,8 @@
 // Lifeboat's domain: contracts, schemas, ports and pure policies. No I/O happens here.
+
+export * from './drills/catalog.js';
+export * from './drills/cron.js';
+export * from './drills/schedule.js';
 export * from './errors.js';
 export * from './glob.js';
 export * from './ids.js';
@@ -15,6 +19,7 @@ export * from './reconcile/index.js';
 export * from './retention.js';
 export * from './schemas/backup.js';
 export * from './schemas/config.js';
+export * from './schemas/drill.js';
 export * from './schemas/kill-switch.js';
 export * from './schemas/manifest.js';
 export * from './schemas/reconcile.js';

@@ -14,6 +14,13 @@ export const layout = {
   /** `<stamp>` is the run's start (compact UTC), so keys sort by time. */
   reconciliation: (target: string, stamp: string, verdict: string) =>
     `${target}/reports/reconciliation/${stamp}-${verdict}.json`,
+  /** Runs over books other than the target's own (sandboxes, --internal files): never kill-switch evidence. */
+  reconciliationOfCopy: (target: string, stamp: string, verdict: string) =>
+    `${target}/reports/reconciliation-copies/${stamp}-${verdict}.json`,
+  drillsPrefix: (target: string) => `${target}/drills/`,
+  /** `<id>` is `<compact UTC start>-<drill>`, so keys sort by time. */
+  drillReport: (target: string, id: string) => `${target}/drills/${id}.json`,
+  drillHtml: (target: string, id: string) => `${target}/drills/${id}.html`,
 } as const;
 
 /** Splits `<target>/backups/<id>/<rest>` into its parts, or null for any other key. */

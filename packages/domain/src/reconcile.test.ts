@@ -431,6 +431,64 @@ describe('reconciling', () => {
       );
     });
 
+    describe('while trading goes on', () => {
+      // An order filled 2 s before the snapshot on both sides, and one the books recorded
+      // after the venue gave its positions (1 s after collected_at).
+      const o1 = order({ client_order_id: 'o1', quantity: '0.5', updated_at: before(2000) });
+      const f1 = fill({ trade_id: 't1', client_order_id: 'o1', quantity: '0.5', timestamp: before(2000) });
+      const o2 = order({ client_order_id: 'o2', quantity: '0.25', updated_at: before(-1000) });
+      const f2 = fill({ trade_id: 't2', client_order_id: 'o2', quantity: '0.25', timestamp: before(-1000) });
+      const old = order({ client_order_id: 'o0', quantity: '1', updated_at: before(30 * MIN) });
+      const f0 = fill({ trade_id: 't0', client_order_id: 'o0', quantity: '1', timestamp: before(30 * MIN) });
+
+      it('compares positions as of one instant, taking the fills since out of both sides', () => {
+        const out = run({
+          orders: [old, o1, o2],
+          fills: [f0, f1, f2],
+          // The books hold all three; the venue's position and trades stop at the snapshot.
+          positions: [position({ quantity: '1.75' })],
+          exchangeOrders: [onExchange(old), onExchange(o1)],
+          trades: [asTrade(f0), asTrade(f1)],
+          exchangePositions: [{ account: 'main', symbol: 'BTC/USDT', quantity: '1.5' }],
+        });
+        expect(out.checks.position_match).toBe('PASS');
+        const item = out.items.find((i) => i.check === 'position_match');
+        expect(item).toMatchObject({ status: 'MATCHED', internal: '1', exchange: '1' });
+        expect(item?.rule).toContain(`as of ${before(5000)}`);
+      });
+
+      it('still breaks on a difference older than the instant', () => {
+        const out = run({
+          orders: [old, o1],
+          fills: [f0, f1],
+          positions: [position({ quantity: '1.5' })],
+          exchangeOrders: [onExchange(old), onExchange(o1)],
+          trades: [asTrade(f0), asTrade(f1)],
+          exchangePositions: [{ account: 'main', symbol: 'BTC/USDT', quantity: '1.6' }],
+        });
+        expect(find(out, 'position_mismatch')).toMatchObject({ internal: '1', exchange: '1.1' });
+      });
+
+      it('takes out only the venue trades made before it gave its positions (positions_at)', () => {
+        const { books, exchange } = world({
+          orders: [old, o1],
+          fills: [f0, f1],
+          positions: [position({ quantity: '1.5' })],
+          exchangeOrders: [onExchange(old), onExchange(o1)],
+          trades: [asTrade(f0), asTrade(f1)],
+          // The positions were read 3 s before collected_at: t1 (2 s before) is not in them.
+          exchangePositions: [{ account: 'main', symbol: 'BTC/USDT', quantity: '1' }],
+        });
+        const at = reconcile({
+          books,
+          exchange: { ...exchange, positions_at: before(3000) },
+          integrity: 'not-applicable',
+        });
+        expect(at.checks.position_match).toBe('PASS');
+        expect(reconcile({ books, exchange, integrity: 'not-applicable' }).checks.position_match).toBe('FAIL');
+      });
+    });
+
     it('compares each account separately', () => {
       const out = run({
         positions: [position({ quantity: '1' }), position({ account: 'alt', quantity: '2' })],
@@ -910,6 +968,32 @@ describe('corrections and the report', () => {
     const second = reconcile({ books: applied.books, exchange, integrity: 'not-applicable' });
     expect(second.checks).toEqual(allPass);
     expect(applyCorrections(applied.books, first.corrections).actions).toEqual([]);
+  });
+
+  it('judges an order the books lack that was touched just now when its trades are settled', () => {
+    // Partly filled 10 minutes ago, cancelled 1 s before the snapshot; the books never saw it.
+    const lost = order({
+      client_order_id: 'late',
+      quantity: '1',
+      filled_quantity: '0.4',
+      status: 'CANCELED',
+      updated_at: before(1000),
+    });
+    const f = fill({ trade_id: 'tl', client_order_id: 'late', quantity: '0.4', timestamp: before(10 * MIN) });
+    const out = run({
+      exchangeOrders: [onExchange(lost)],
+      trades: [asTrade(f)],
+      exchangePositions: [{ account: 'main', symbol: 'BTC/USDT', quantity: '0.4' }],
+    });
+    expect(out.corrections.backfillOrders.map((o) => o.client_order_id)).toEqual(['late']);
+    expect(out.corrections.backfillFills.map((x) => x.trade_id)).toEqual(['tl']);
+    // Touched just now with no settled trade: in flight, not judged.
+    const fresh = run({
+      exchangeOrders: [onExchange({ ...lost, filled_quantity: '0', status: 'NEW' })],
+      exchangePositions: [],
+    });
+    expect(fresh.stats.in_flight_skipped).toBe(1);
+    expect(fresh.checks.order_consistency).toBe('PASS');
   });
 
   it('rebuilds a position whose recorded P&L the fills contradict, keeping its quantity', () => {

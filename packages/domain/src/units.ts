@@ -19,3 +19,30 @@ export function formatBytes(n: number): string {
   }
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** Parses durations like `30s`, `5m`, `1h`, `1d`, `90` (seconds), `1h30m`; gives seconds. */
+export function parseDuration(text: string | number): number {
+  if (typeof text === 'number') {
+    if (!Number.isFinite(text) || text < 0) throw new Error(`${text} is not a duration in seconds`);
+    return text;
+  }
+  const s = text.trim().toLowerCase();
+  if (/^\d+(\.\d+)?$/.test(s)) return Number(s);
+  const parts = [...s.matchAll(/(\d+(?:\.\d+)?)\s*([smhd])/g)];
+  if (parts.length === 0 || parts.map((p) => p[0]).join('') !== s.replace(/\s+/g, '')) {
+    throw new Error(`"${text}" is not a duration (try 30s, 5m, 1h or 1d)`);
+  }
+  return parts.reduce((n, p) => n + Number(p[1]) * (DURATION_UNITS[p[2] as string] as number), 0);
+}
+
+/** Seconds as people read them: `12s`, `3m 42s`, `1h 05m`. */
+export function formatSeconds(seconds: number): string {
+  if (seconds < 60) return `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)}s`;
+  const whole = Math.round(seconds);
+  if (whole < 3600) return `${Math.floor(whole / 60)}m ${String(whole % 60).padStart(2, '0')}s`;
+  if (whole < 86_400)
+    return `${Math.floor(whole / 3600)}h ${String(Math.floor((whole % 3600) / 60)).padStart(2, '0')}m`;
+  return `${Math.floor(whole / 86_400)}d ${String(Math.floor((whole % 86_400) / 3600)).padStart(2, '0')}h`;
+}

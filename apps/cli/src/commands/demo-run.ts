@@ -4,7 +4,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { LifeboatError } from '@lifeboat/domain';
@@ -18,6 +18,10 @@ export interface DemoStartOptions extends GlobalOptions {
   exchangePort: string;
   /** With --detach: start just one of the two (restores restart the trader, not its venue). */
   only?: string;
+  /** A copy of the target elsewhere (a drill's sandbox): its root, with pid files under <root>/.lifeboat-run. */
+  root?: string;
+  /** The exchange the copy talks to (default: the demo's, on --exchange-port). */
+  exchangeUrl?: string;
   detach?: boolean;
   json?: boolean;
 }
@@ -44,12 +48,13 @@ function parseDotenv(text: string): Record<string, string> {
   return out;
 }
 
-function runDir(demoDir: string): string {
-  return join(demoDir, 'run');
+/** Pid files and logs: `<demo>/run`, or `<root>/.lifeboat-run` for a copy elsewhere. */
+function runDir(dir: string, copy = false): string {
+  return join(dir, copy ? '.lifeboat-run' : 'run');
 }
 
-async function readPid(demoDir: string, name: ProcessName): Promise<number | null> {
-  const text = await readFile(join(runDir(demoDir), `${name}.pid`), 'utf8').catch(() => null);
+async function readPid(run: string, name: ProcessName): Promise<number | null> {
+  const text = await readFile(join(run, `${name}.pid`), 'utf8').catch(() => null);
   const pid = text ? Number(text.trim()) : Number.NaN;
   return Number.isInteger(pid) && pid > 0 ? pid : null;
 }
@@ -128,7 +133,17 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
   // The API port lifeboat.yaml names is where Lifeboat will look for the paper-trader.
   const configured = target.config.api?.url ? new URL(target.config.api.url).port : '';
   const opts = { ...options, port: options.port ?? (configured || '8023') };
-  const demoDir = runtime.loaded.baseDir;
+  // A sandbox copy: its own root and pid files; never the demo's venue process.
+  const copy = options.root ? resolve(options.root) : null;
+  if (copy && (options.only !== 'paper-trader' || !options.port || !options.detach)) {
+    throw new LifeboatError(
+      'INVALID_REQUEST',
+      '--root starts a copy of the paper-trader: it needs --detach --only paper-trader --port <n>',
+    );
+  }
+  const demoDir = copy ?? runtime.loaded.baseDir;
+  const targetRoot = copy ?? target.root;
+  const run = runDir(demoDir, copy !== null);
   if (opts.mode !== 'shadow' && opts.mode !== 'live') {
     throw new LifeboatError('INVALID_REQUEST', `--mode must be shadow or live, got "${opts.mode}"`);
   }
@@ -145,7 +160,7 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
   if (opts.only && !opts.detach) throw new LifeboatError('INVALID_REQUEST', '--only needs --detach');
   const selected = PROCESSES.filter((p) => !opts.only || p === opts.only);
   for (const name of selected) {
-    const pid = await readPid(demoDir, name);
+    const pid = await readPid(run, name);
     if (pid && alive(pid)) {
       throw new LifeboatError('CONFLICT', `${name} of this demo is already running (pid ${pid})`, {
         hint: 'stop it with `lifeboat demo stop`',
@@ -164,20 +179,29 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
       });
     }
   }
-  const dotenv = parseDotenv(await readFile(join(target.root, '.env'), 'utf8').catch(() => ''));
+  const dotenv = parseDotenv(await readFile(join(targetRoot, '.env'), 'utf8').catch(() => ''));
   const apiKey = process.env.EXCHANGE_API_KEY ?? dotenv.EXCHANGE_API_KEY;
   const apiSecret = process.env.EXCHANGE_API_SECRET ?? dotenv.EXCHANGE_API_SECRET;
   if (!apiKey || !apiSecret) {
     throw new LifeboatError(
       'INVALID_CONFIG',
-      `no exchange credentials: ${join(target.root, '.env')} has no EXCHANGE_API_KEY/EXCHANGE_API_SECRET`,
+      `no exchange credentials: ${join(targetRoot, '.env')} has no EXCHANGE_API_KEY/EXCHANGE_API_SECRET`,
       {
         hint: 'create the demo with `lifeboat demo init`, or set EXCHANGE_API_KEY and EXCHANGE_API_SECRET',
       },
     );
   }
   const db = target.config.database;
-  const databaseUrl = db?.engine === 'postgres' ? (db.url ?? process.env[db.urlEnv]) : undefined;
+  // A copy's PostgreSQL database (a sandbox's scratch one) comes from the environment, never the command line.
+  const databaseUrl =
+    db?.engine === 'postgres'
+      ? copy
+        ? process.env.LIFEBOAT_SANDBOX_DATABASE_URL
+        : (db.url ?? process.env[db.urlEnv])
+      : undefined;
+  if (copy && db?.engine === 'postgres' && !databaseUrl) {
+    throw new LifeboatError('INVALID_REQUEST', 'a copy of a PostgreSQL target needs LIFEBOAT_SANDBOX_DATABASE_URL');
+  }
   const exchangeEnv = {
     ...process.env,
     EXCHANGE_DIR: join(demoDir, 'exchange'),
@@ -187,9 +211,9 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
   };
   const traderEnv = {
     ...process.env,
-    TARGET_DIR: target.root,
+    TARGET_DIR: targetRoot,
     API_PORT: opts.port,
-    EXCHANGE_URL: `http://127.0.0.1:${opts.exchangePort}`,
+    EXCHANGE_URL: opts.exchangeUrl ?? `http://127.0.0.1:${opts.exchangePort}`,
     EXCHANGE_API_KEY: apiKey,
     EXCHANGE_API_SECRET: apiSecret,
     TRADING_MODE: opts.mode,
@@ -198,7 +222,7 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
   };
 
   if (opts.detach) {
-    await mkdir(runDir(demoDir), { recursive: true });
+    await mkdir(run, { recursive: true });
     const started: Record<string, { pid: number; log: string }> = {};
     try {
       for (const [name, env] of (
@@ -207,14 +231,14 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
           ['paper-trader', traderEnv],
         ] as const
       ).filter(([name]) => selected.includes(name))) {
-        const log = join(runDir(demoDir), `${name}.log`);
+        const log = join(run, `${name}.log`);
         const fd = openSync(log, 'a');
         const child = spawn(process.execPath, [entry(name)], { env, detached: true, stdio: ['ignore', fd, fd] });
         closeSync(fd);
         child.unref();
         const pid = child.pid as number;
         started[name] = { pid, log };
-        await writeFile(join(runDir(demoDir), `${name}.pid`), `${pid}\n`);
+        await writeFile(join(run, `${name}.pid`), `${pid}\n`);
         const port = name === 'exchange' ? opts.exchangePort : opts.port;
         const health = name === 'exchange' ? `http://127.0.0.1:${port}/api/v3/ping` : `http://127.0.0.1:${port}/health`;
         await pollHealthy(health, name, log, pid);
@@ -223,7 +247,7 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
       // Half a demo is no demo: stop what did start.
       for (const [name, p] of Object.entries(started)) {
         if (alive(p.pid)) process.kill(p.pid, 'SIGTERM');
-        await rm(join(runDir(demoDir), `${name}.pid`), { force: true });
+        await rm(join(run, `${name}.pid`), { force: true });
       }
       throw err;
     }
@@ -232,9 +256,7 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
       console.log(
         `paper-trader on http://127.0.0.1:${opts.port} (${opts.mode} mode), exchange on http://127.0.0.1:${opts.exchangePort}`,
       );
-      console.log(
-        `logs and pid files in ${runDir(demoDir)}; stop with: lifeboat demo stop --config ${runtime.loaded.path}`,
-      );
+      console.log(`logs and pid files in ${run}; stop with: lifeboat demo stop --config ${runtime.loaded.path}`);
     }
     return EXIT.ok;
   }
@@ -287,26 +309,29 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
   return traderCode === 0 && exchangeCode === 0 ? EXIT.ok : EXIT.failed;
 }
 
-export async function demoStopCommand(opts: GlobalOptions & { json?: boolean; only?: string }): Promise<number> {
+export async function demoStopCommand(
+  opts: GlobalOptions & { json?: boolean; only?: string; root?: string },
+): Promise<number> {
   if (opts.only !== undefined && !PROCESSES.includes(opts.only as ProcessName)) {
     throw new LifeboatError('INVALID_REQUEST', `--only must be exchange or paper-trader, got "${opts.only}"`);
   }
   const runtime = await openRuntime(opts);
-  const demoDir = runtime.loaded.baseDir;
+  const demoDir = opts.root ? resolve(opts.root) : runtime.loaded.baseDir;
+  const run = runDir(demoDir, Boolean(opts.root));
   const stopped: Record<string, number | null> = {};
   // The trader first, so nothing trades against a venue that is going away.
   for (const name of (['paper-trader', 'exchange'] as const).filter((n) => !opts.only || n === opts.only)) {
-    const pid = await readPid(demoDir, name);
+    const pid = await readPid(run, name);
     stopped[name] = pid;
     if (!pid || !alive(pid)) {
-      await rm(join(runDir(demoDir), `${name}.pid`), { force: true });
+      await rm(join(run, `${name}.pid`), { force: true });
       continue;
     }
     process.kill(pid, 'SIGTERM');
     const deadline = Date.now() + 15_000;
     while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     if (alive(pid)) process.kill(pid, 'SIGKILL');
-    await rm(join(runDir(demoDir), `${name}.pid`), { force: true });
+    await rm(join(run, `${name}.pid`), { force: true });
   }
   if (opts.json) printJson({ stopped });
   else {

@@ -115,6 +115,13 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
     `      start: ${JSON.stringify(`${cli} demo start --detach --only paper-trader --exchange-port ${exchangePort} --config "${configFile}"`)}`,
     `      startShadow: ${JSON.stringify(`${cli} demo start --detach --only paper-trader --mode shadow --exchange-port ${exchangePort} --config "${configFile}"`)}`,
     `      stop: ${JSON.stringify(`${cli} demo stop --only paper-trader --config "${configFile}"`)}`,
+    '    # How drills run a copy of it from a sandbox (always in shadow mode: a copy never sends an order).',
+    '    drills:',
+    '      sandbox:',
+    `        exchangeUrl: "http://127.0.0.1:${exchangePort}"`,
+    `        start: ${JSON.stringify(`${cli} demo start --detach --only paper-trader --root "$LIFEBOAT_SANDBOX_ROOT" --port "$LIFEBOAT_SANDBOX_PORT" --exchange-url "$LIFEBOAT_SANDBOX_EXCHANGE_URL" --config "${configFile}"`)}`,
+    `        startShadow: ${JSON.stringify(`${cli} demo start --detach --only paper-trader --mode shadow --root "$LIFEBOAT_SANDBOX_ROOT" --port "$LIFEBOAT_SANDBOX_PORT" --exchange-url "$LIFEBOAT_SANDBOX_EXCHANGE_URL" --config "${configFile}"`)}`,
+    `        stop: ${JSON.stringify(`${cli} demo stop --only paper-trader --root "$LIFEBOAT_SANDBOX_ROOT" --config "${configFile}"`)}`,
   );
   if (opts.db === 'sqlite') {
     lines.push('    database: { engine: sqlite, path: trading.db }');

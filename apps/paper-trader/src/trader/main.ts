@@ -56,10 +56,14 @@ async function main(): Promise<void> {
   const killSwitch = new KillSwitch(targetDir, audit);
   const books = await Books.open(targetDir, env.DATABASE_URL || undefined);
   const venue = new ExchangeClient(env.EXCHANGE_URL ?? 'http://127.0.0.1:8024', apiKey, secret);
+  const venueLossHaltMs = Number(env.VENUE_LOSS_HALT_MS ?? 5000);
+  if (!(venueLossHaltMs >= 0))
+    fail(`VENUE_LOSS_HALT_MS must be a number of milliseconds ≥ 0, got "${env.VENUE_LOSS_HALT_MS}"`);
   const trader = new Trader(books, venue, killSwitch, audit, {
     targetDir,
     mode,
     rate,
+    venueLossHaltMs,
     log: (msg, detail) => log.warn(detail ?? {}, msg),
   });
   // The API is up before recovery runs, so the kill switch can be thrown while the books

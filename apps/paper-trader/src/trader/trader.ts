@@ -58,6 +58,8 @@ export class Trader {
       targetDir: string;
       mode: TradingMode;
       rate: number;
+      /** The exchange silent this long engages the kill switch (0: never). */
+      venueLossHaltMs?: number;
       log: (msg: string, detail?: object) => void;
     },
   ) {}
@@ -87,7 +89,20 @@ export class Trader {
     this.audit('mode', { mode: this.options.mode, rate: this.options.rate });
     const periodMs = 50;
     this.#timer = setInterval(() => this.#tick(periodMs), periodMs);
-    this.#syncTimer = setInterval(() => void this.sync().catch((err) => this.#venueError('sync', err)), 500);
+    this.#venueOkAt = Date.now();
+    this.#syncTimer = setInterval(
+      () =>
+        void this.sync().then(
+          () => {
+            this.#venueOkAt = Date.now();
+          },
+          (err) => {
+            this.#venueError('sync', err);
+            this.#watchVenue();
+          },
+        ),
+      500,
+    );
     this.#started = true;
   }
 
@@ -245,6 +260,25 @@ export class Trader {
       metadata: { strategy: order.strategy },
     };
     appendFileSync(join(this.options.targetDir, 'shadow_orders.jsonl'), `${JSON.stringify(line)}\n`);
+  }
+
+  /** When the exchange last answered a whole sync. */
+  #venueOkAt = Date.now();
+
+  /**
+   * The exchange gone quiet for longer than venueLossHaltMs halts trading: orders cannot be
+   * confirmed or cancelled, so none may be sent (the runbook's vendor connectivity loss).
+   */
+  #watchVenue(): void {
+    const limit = this.options.venueLossHaltMs ?? 0;
+    const silentMs = Date.now() - this.#venueOkAt;
+    if (limit <= 0 || silentMs < limit || this.killSwitch.halted) return;
+    this.killSwitch.activate(
+      `the exchange has not answered for ${(silentMs / 1000).toFixed(1)} s`,
+      'venue_unreachable',
+      { silent_ms: silentMs },
+    );
+    this.options.log('kill switch ON: the exchange is unreachable', { silentMs });
   }
 
   #venueError(what: string, err: unknown): void {

@@ -129,6 +129,7 @@ export class CcxtExchangeSource implements ExchangeSource {
       format: EXCHANGE_SNAPSHOT_FORMAT,
       venue: this.location,
       collected_at: collectedAt,
+      positions_at: undefined as string | undefined,
       complete,
       orders: [] as unknown[],
       trades: [] as unknown[],
@@ -158,6 +159,8 @@ export class CcxtExchangeSource implements ExchangeSource {
             ]),
           );
       snapshot.balances = Object.entries(totals).map(([asset, total]) => ({ asset, total }));
+      // The trades are fetched after this: each one made before it is in the list.
+      snapshot.positions_at = new Date().toISOString();
     } catch (err) {
       fail(['balances', 'positions'], err);
     }

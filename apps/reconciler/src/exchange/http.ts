@@ -32,36 +32,40 @@ export class HttpExchangeSource implements ExchangeSource {
     const collectedAt = new Date().toISOString();
     const errors: CollectedSnapshot['errors'] = {};
     const complete = { orders: true, trades: true, positions: true, balances: true };
-    const parts = await Promise.all(
-      (Object.keys(ROUTES) as SnapshotPart[]).map(async (part) => {
-        const url = `${this.baseUrl.replace(/\/+$/, '')}${ROUTES[part]}`;
-        try {
-          const res = await this.fetchImpl(url, { signal: AbortSignal.timeout(this.timeoutMs) });
-          if (!res.ok) throw new Error(`HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
-          const body = (await res.json()) as Record<string, unknown>;
-          const rows = body[part];
-          if (!Array.isArray(rows)) throw new Error(`the answer has no "${part}" array`);
-          // A target that pages or truncates says so; anything but an explicit false is complete.
-          if (body.complete === false) throw new Error('the target says its answer is incomplete');
-          return [part, rows] as const;
-        } catch (err) {
-          complete[part] = false;
-          const reason =
-            err instanceof Error
-              ? err.name === 'TimeoutError'
-                ? `timed out after ${this.timeoutMs} ms`
-                : err.message
-              : String(err);
-          errors[part] = `GET ${this.location}${ROUTES[part]}: ${reason}`;
-          return [part, []] as const;
-        }
-      }),
-    );
-    const data = Object.fromEntries(parts) as Record<SnapshotPart, unknown[]>;
+    const fetchPart = async (part: SnapshotPart) => {
+      const url = `${this.baseUrl.replace(/\/+$/, '')}${ROUTES[part]}`;
+      try {
+        const res = await this.fetchImpl(url, { signal: AbortSignal.timeout(this.timeoutMs) });
+        if (!res.ok) throw new Error(`HTTP ${res.status} ${(await res.text()).slice(0, 200)}`);
+        const body = (await res.json()) as Record<string, unknown>;
+        const rows = body[part];
+        if (!Array.isArray(rows)) throw new Error(`the answer has no "${part}" array`);
+        // A target that pages or truncates says so; anything but an explicit false is complete.
+        if (body.complete === false) throw new Error('the target says its answer is incomplete');
+        return [part, rows] as const;
+      } catch (err) {
+        complete[part] = false;
+        const reason =
+          err instanceof Error
+            ? err.name === 'TimeoutError'
+              ? `timed out after ${this.timeoutMs} ms`
+              : err.message
+            : String(err);
+        errors[part] = `GET ${this.location}${ROUTES[part]}: ${reason}`;
+        return [part, []] as const;
+      }
+    };
+    // Positions first, then the trades: every trade made before the positions were read is in
+    // the list, so the reconciler can compare positions as of one instant (positions_at).
+    const holdings = await Promise.all((['positions', 'balances'] as const).map(fetchPart));
+    const positionsAt = new Date().toISOString();
+    const history = await Promise.all((['orders', 'trades'] as const).map(fetchPart));
+    const data = Object.fromEntries([...holdings, ...history]) as Record<SnapshotPart, unknown[]>;
     const snapshot = {
       format: EXCHANGE_SNAPSHOT_FORMAT,
       venue: this.location,
       collected_at: collectedAt,
+      positions_at: positionsAt,
       complete,
       ...data,
     } as unknown as ExchangeSnapshot;

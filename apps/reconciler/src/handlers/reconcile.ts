@@ -65,6 +65,7 @@ function exchangeSourceFor(
   env: NodeJS.ProcessEnv,
   snapshotFile: string | undefined,
 ): ExchangeSource {
+  if (snapshotFile && /^https?:\/\//i.test(snapshotFile)) return new HttpExchangeSource(snapshotFile);
   if (snapshotFile) return new FileExchangeSource(snapshotFile);
   const cfg = target?.config.exchange;
   if (!cfg) {
@@ -226,7 +227,12 @@ export async function reconcile(payload: unknown, ctx: ReconcileContext): Promis
 
     let reportKey: string | null = null;
     if (runtime && target && request.store) {
-      reportKey = layout.reconciliation(target.name, stamp(started), report.verdict);
+      // Only a run over the target's own books can later let its kill switch go OFF.
+      reportKey = (request.internal ? layout.reconciliationOfCopy : layout.reconciliation)(
+        target.name,
+        stamp(started),
+        report.verdict,
+      );
       const body = Buffer.from(
         `${JSON.stringify({ ...report, target: target.name, sources: { internal: books.location, exchange: exchange.location }, source_errors: collected.errors, requested_by: request.requestedBy }, null, 1)}\n`,
       );

@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -241,5 +241,17 @@ describe('extraction safety', () => {
     const out = await extractEntries(opened.entries, dest);
     expect(out.map((f) => f.path).sort()).toEqual([...Object.keys(files), 'manifest.json'].sort());
     expect(await listDir(dest)).toEqual([...Object.keys(files), 'manifest.json'].sort());
+  });
+
+  it("keeps each file's modification time from the archive", async () => {
+    const src = await mkdtemp(join(dir, 'src-'));
+    writeFileSync(join(src, 'report.json'), '{}');
+    const then = new Date('2024-02-29T12:34:56Z');
+    utimesSync(join(src, 'report.json'), then, then);
+    const out = join(dir, `times-${Date.now()}.tar.gz`);
+    execFileSync('tar', ['-czf', out, '-C', src, 'report.json']);
+    const dest = await mkdtemp(join(dir, 'dest-'));
+    await extractInto(readFileSync(out), dest);
+    expect(statSync(join(dest, 'report.json')).mtime.toISOString()).toBe(then.toISOString());
   });
 });

@@ -1,7 +1,7 @@
 // Writes archive entries into a directory, refusing any path that would land outside it.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, utimes } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -68,6 +68,8 @@ export async function extractEntries(
       }
       throw err;
     }
+    // Restored files keep their time, as tar -x does: how old a report or a log is stays true.
+    if (entry.mtime) await utimes(target, entry.mtime, entry.mtime);
     files.push({ entry: entry.path, path: rel, size, sha256: hash.digest('hex') });
   }
   return files;

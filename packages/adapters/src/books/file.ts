@@ -29,6 +29,15 @@ export class FileBooksStore implements BooksStore {
     return 'not-applicable';
   }
 
+  async newestOrderAt(): Promise<string | null> {
+    let newest: number | null = null;
+    for (const o of (await this.read()).orders) {
+      const at = Date.parse(o.created_at);
+      if (newest === null || at > newest) newest = at;
+    }
+    return newest === null ? null : new Date(newest).toISOString();
+  }
+
   async read(): Promise<Books> {
     if (this.#corrected) return this.#corrected;
     return parseBooks(await readJson(this.location), this.location);

@@ -66,6 +66,26 @@ export class PostgresBooksStore implements BooksStore {
     }
   }
 
+  async newestOrderAt(): Promise<string | null> {
+    const client = await this.#connect();
+    try {
+      const { rows } = await client.query<{ newest: string | null }>(
+        `SELECT max(created_at) AS newest FROM (${this.#profile.orders}) q`,
+      );
+      return rows[0]?.newest ?? null;
+    } catch (err) {
+      throw new LifeboatError(
+        'DATABASE_ERROR',
+        `reading the newest order from ${this.location} failed: ${this.#reason(err)}`,
+        {
+          cause: err,
+        },
+      );
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+
   async read(): Promise<Books> {
     const client = await this.#connect();
     try {

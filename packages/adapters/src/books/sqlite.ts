@@ -40,6 +40,19 @@ export class SqliteBooksStore implements BooksStore {
     return checkSqliteIntegrityAside(this.location);
   }
 
+  async newestOrderAt(): Promise<string | null> {
+    this.#mustExist();
+    const db = this.#open(true);
+    try {
+      const row = db.prepare(`SELECT max(created_at) AS newest FROM (${this.#profile.orders}) q`).get() as
+        | { newest: string | null }
+        | undefined;
+      return row?.newest ?? null;
+    } finally {
+      db.close();
+    }
+  }
+
   async read(): Promise<Books> {
     this.#mustExist();
     const db = this.#open(true);

@@ -9,6 +9,8 @@ export interface BooksStore {
   integrity(): Promise<{ ok: boolean; detail: string } | 'not-applicable'>;
   /** Reads the books, validated (an error names the record and the field). */
   read(): Promise<Books>;
+  /** When the newest order was created (ISO-8601), null with none: what a restore kept (its RPO). */
+  newestOrderAt(): Promise<string | null>;
   /** Applies a correction plan in one transaction; returns what was done. Idempotent. */
   apply(plan: CorrectionPlan): Promise<ActionTaken[]>;
   close(): Promise<void>;

@@ -62,6 +62,16 @@ function checkIntegrity(run: Run, integrity: IntegrityInput): void {
   }
 }
 
+/** The venue as the kill switch would leave it: every order still working, cancelled. */
+function asHalted(exchange: ExchangeSnapshot): ExchangeSnapshot {
+  return {
+    ...exchange,
+    orders: exchange.orders.map((o) =>
+      o.status === 'OPEN' || o.status === 'PARTIALLY_FILLED' ? { ...o, status: 'CANCELED' as const } : o,
+    ),
+  };
+}
+
 /**
  * Reconciles the books against the exchange. Nothing is changed: the corrections are a plan
  * (see applyCorrections), and a check passes only when every one of its items is MATCHED or
@@ -69,7 +79,8 @@ function checkIntegrity(run: Run, integrity: IntegrityInput): void {
  */
 export function reconcile(input: ReconcileInput): ReconcileResult {
   const settings = parseReconcileSettings(input.settings);
-  const run = new Run(input.books, input.exchange, settings);
+  const exchange = settings.openOrdersAsCancelled ? asHalted(input.exchange) : input.exchange;
+  const run = new Run(input.books, exchange, settings);
 
   checkIntegrity(run, input.integrity);
   checkPositions(run);
@@ -101,7 +112,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
       internal_orders: input.books.orders.length,
       internal_fills: fills.length,
       internal_positions: input.books.positions.length,
-      exchange_orders: input.exchange.orders.length,
+      exchange_orders: exchange.orders.length,
       exchange_trades: input.exchange.trades.length,
       exchange_positions: input.exchange.positions.length,
       ...run.counters,

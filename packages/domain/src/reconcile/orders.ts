@@ -146,9 +146,21 @@ export function checkOrders(run: Run): void {
     }
     judgePair(run, o, theirs[j]!, mineMs, theirMs[j]!);
   }
+  // An order the books lack, touched recently but with trades older than the threshold (a
+  // partial fill long ago, cancelled just now), is judged: its settled trades must not be
+  // left without their order.
+  let settled: Set<string> | undefined;
+  const hasSettledTrades = (e: ExchangeOrder): boolean => {
+    if (!settled) {
+      settled = new Set();
+      for (const t of run.exchange.trades)
+        if (timeMs(t.timestamp) <= run.inFlightAfter) settled.add(t.exchange_order_id);
+    }
+    return settled.has(e.exchange_order_id);
+  };
   for (let j = 0; j < theirs.length; j++) {
     if (pairOfTheirs[j] !== -1) continue;
-    if (theirMs[j]! > run.inFlightAfter) {
+    if (theirMs[j]! > run.inFlightAfter && !hasSettledTrades(theirs[j]!)) {
       run.counters.in_flight_skipped++;
       continue;
     }

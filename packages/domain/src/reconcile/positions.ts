@@ -1,9 +1,54 @@
 // position_match: per account and symbol, the internal position against the exchange's.
 import type { BookPosition, Discrepancy, ExchangePosition } from '../schemas/reconcile.js';
-import { compact, type Run } from './context.js';
-import { isZeroDecimal, judgeAbsolute } from './decimal.js';
+import { compact, type Run, timeMs } from './context.js';
+import { Dec, isZeroDecimal, judgeAbsolute } from './decimal.js';
+
+/**
+ * Trading does not stop for a reconciliation: fills land between the moment the venue gives
+ * its positions and the moment the books are read. Both sides are compared as of one instant
+ * before the positions were read (the in-flight threshold earlier): the internal fills after
+ * it, and the venue's trades between it and the positions, are taken back out of each side.
+ */
+interface AsOf {
+  at: string;
+  internal: Map<string, Dec>;
+  exchange: Map<string, Dec>;
+}
+
+function recentMoves(run: Run): AsOf {
+  const positionsAt = run.exchange.positions_at === undefined ? run.collectedAt : timeMs(run.exchange.positions_at);
+  const cutoff = positionsAt - run.settings.inFlightThresholdMs;
+  const add = (map: Map<string, Dec>, key: string, side: string, quantity: string) => {
+    const q = new Dec(quantity);
+    map.set(key, (map.get(key) ?? new Dec(0)).plus(side === 'buy' ? q : q.negated()));
+  };
+  const internal = new Map<string, Dec>();
+  for (const f of run.books.fills) {
+    if (timeMs(f.timestamp) > cutoff)
+      add(internal, `${run.accountOf(f.client_order_id)}:${f.symbol}`, f.side, f.quantity);
+  }
+  const exchange = new Map<string, Dec>();
+  // Without every trade the venue's side cannot be moved back: compared as it is.
+  if (run.exchange.complete.trades) {
+    const seen = new Set<string>();
+    for (const t of run.exchange.trades) {
+      const at = timeMs(t.timestamp);
+      if (at <= cutoff || at > positionsAt || seen.has(t.trade_id)) continue;
+      seen.add(t.trade_id);
+      add(exchange, `${run.accountOf(t.client_order_id)}:${t.symbol}`, t.side, t.quantity);
+    }
+  }
+  return { at: new Date(cutoff).toISOString(), internal, exchange };
+}
+
+/** A quantity with recent moves taken out; the same string when there were none. */
+function backOut(quantity: string | undefined, moved: Dec | undefined): string | undefined {
+  if (moved === undefined || moved.isZero()) return quantity;
+  return new Dec(quantity ?? '0').minus(moved).toFixed();
+}
 
 export function checkPositions(run: Run): void {
+  const asOf = recentMoves(run);
   const internal = new Map<string, BookPosition>();
   for (const p of run.books.positions) internal.set(`${p.account}:${p.symbol}`, p);
   const external = new Map<string, ExchangePosition>();
@@ -24,12 +69,26 @@ export function checkPositions(run: Run): void {
 
   const keys = [...new Set([...internal.keys(), ...external.keys()])].sort();
   for (const key of keys) {
-    const mine = internal.get(key);
-    const theirs = external.get(key);
-    const account = (mine ?? theirs)!.account;
-    const symbol = (mine ?? theirs)!.symbol;
+    const bookRow = internal.get(key);
+    const venueRow = external.get(key);
+    const account = (bookRow ?? venueRow)!.account;
+    const symbol = (bookRow ?? venueRow)!.symbol;
+    // Both sides as of asOf.at (see recentMoves); unchanged when nothing moved since.
+    const movedHere = asOf.internal.get(key);
+    const movedThere = asOf.exchange.get(key);
+    const shifted = Boolean((movedHere && !movedHere.isZero()) || (movedThere && !movedThere.isZero()));
+    const mineQ = bookRow ? backOut(bookRow.quantity, movedHere) : undefined;
+    const theirsQ = venueRow ? backOut(venueRow.quantity, movedThere) : undefined;
+    const mine = mineQ === undefined ? undefined : { ...(bookRow as BookPosition), quantity: mineQ };
+    const theirs = theirsQ === undefined ? undefined : { ...(venueRow as ExchangePosition), quantity: theirsQ };
+    /** What the books should hold now for the venue's position: for a rebuild to aim at. */
+    const venueNow = theirs
+      ? movedHere && !movedHere.isZero()
+        ? new Dec(theirs.quantity).plus(movedHere).toFixed()
+        : theirs.quantity
+      : null;
     const tolerance = run.quantityTolerance(symbol);
-    const rule = `|diff| <= ${tolerance.text}`;
+    const rule = `|diff| <= ${tolerance.text}${shifted ? ` as of ${asOf.at} (fills since taken out of both sides)` : ''}`;
     const base = { check: 'position_match' as const, key };
 
     if (mine && theirs) {
@@ -46,7 +105,7 @@ export function checkPositions(run: Run): void {
           detail: `${key}: internal quantity ${mine.quantity}, exchange ${theirs.quantity} (difference ${judged.diff}, tolerance ${tolerance.text})`,
         };
         found.push(d);
-        run.positionBreaks.push({ account, symbol, exchange: theirs.quantity, discrepancy: d });
+        run.positionBreaks.push({ account, symbol, exchange: venueNow, discrepancy: d });
       }
       run.counters.positions_compared++;
       run.add(
@@ -99,7 +158,7 @@ export function checkPositions(run: Run): void {
           exchange: theirs.quantity,
           detail: `${key}: exchange position ${theirs.quantity}, none in the internal books`,
         };
-        run.positionBreaks.push({ account, symbol, exchange: theirs.quantity, discrepancy: d });
+        run.positionBreaks.push({ account, symbol, exchange: venueNow, discrepancy: d });
         run.add(
           { ...base, status: 'BREAK', exchange: theirs.quantity, rule: 'a non-zero position exists on both sides' },
           [d],

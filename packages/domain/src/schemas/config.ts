@@ -2,6 +2,7 @@
 // names the key that is wrong.
 import { z } from 'zod';
 import { TargetName } from './backup.js';
+import { DrillsConfig } from './drill.js';
 
 const AgeRecipient = z.string().regex(/^age1[0-9a-z]+$/, 'an age recipient starts with "age1"');
 
@@ -148,6 +149,30 @@ export const TargetConfig = z
       })
       .strict()
       .optional(),
+    drills: z
+      .object({
+        /** The kill-switch drill may halt this target's production trading (default: it runs in a sandbox). */
+        killSwitchInProduction: z.boolean().default(false),
+        /**
+         * Commands that run a copy of the target from a sandbox (shell, in the sandbox), for the
+         * drills that need a live process: they get LIFEBOAT_SANDBOX_ROOT, LIFEBOAT_SANDBOX_PORT
+         * and LIFEBOAT_SANDBOX_EXCHANGE_URL in their environment.
+         */
+        sandbox: z
+          .object({
+            /** The venue a copy talks to: a testnet, or the simulated exchange (the copy runs in shadow mode regardless). */
+            exchangeUrl: z.url(),
+            start: z.string().min(1),
+            startShadow: z.string().min(1),
+            stop: z.string().min(1),
+            timeoutMs: z.number().int().positive().default(120_000),
+            healthTimeoutMs: z.number().int().positive().default(60_000),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
     database: DatabaseConfig.nullable().default({ engine: 'sqlite', path: 'trading.db' }),
     files: z
       .object({
@@ -194,6 +219,7 @@ export const LifeboatConfig = z
       .record(TargetName, TargetConfig)
       .refine((t) => Object.keys(t).length > 0, 'at least one target is needed'),
     retention: RetentionPolicy.prefault({}),
+    drills: DrillsConfig.prefault({}),
     backup: z
       .object({
         /** What a backup checks after committing: re-read the stored archive (quick), or everything (full). */

@@ -12,7 +12,7 @@ export const ReconcileRequest = z
     recoveryType: z.string().min(1).max(64).default('manual'),
     /** Books from here instead of the target's database: a books file, a SQLite file or a PostgreSQL URL. */
     internal: z.string().min(1).optional(),
-    /** An exchange snapshot file instead of the target's configured exchange source. */
+    /** Instead of the target's configured exchange source: a snapshot file, or the `http(s)://` API of a target whose /exchange/* routes to ask (a drill's sandbox copy). */
     exchange: z.string().min(1).optional(),
     /** Correct what can be corrected (backfill fills, take the exchange's order states, rebuild positions). */
     apply: z.boolean().default(false),

@@ -210,6 +210,11 @@ export const ExchangeSnapshot = z.object(
     ),
     /** History before this instant was not fetched. */
     window_start: Time.optional(),
+    /**
+     * When the positions were read, with the trades read after them (default collected_at):
+     * positions are compared as of a moment before it, trades since backed out of both sides.
+     */
+    positions_at: Time.optional(),
     orders: z.array(ExchangeOrder, err(M.array)),
     trades: z.array(ExchangeTrade, err(M.array)),
     positions: z.array(ExchangePosition, err(M.array)).superRefine(uniquePositions),
@@ -361,6 +366,9 @@ export function parseExchangeSnapshot(value: unknown, source: string): ExchangeS
   if (value.window_start !== undefined && !isTime(value.window_start)) {
     v.fail('window_start', value.window_start, M.time);
   }
+  if (value.positions_at !== undefined && !isTime(value.positions_at)) {
+    v.fail('positions_at', value.positions_at, M.time);
+  }
 
   const orders = v.array(value, 'orders');
   for (let i = 0; i < orders.length; i++) {
@@ -408,6 +416,7 @@ export function parseExchangeSnapshot(value: unknown, source: string): ExchangeS
       balances: complete.balances,
     },
     ...(value.window_start === undefined ? {} : { window_start: value.window_start }),
+    ...(value.positions_at === undefined ? {} : { positions_at: value.positions_at }),
     orders,
     trades,
     positions,
@@ -452,6 +461,11 @@ export const ReconcileSettings = z
     inFlightThresholdMs: z.number().int().nonnegative().default(5_000),
     /** `exceptions` lists only what is not MATCHED among orders and fills; `all` lists every item. */
     items: z.enum(['exceptions', 'all']).default('exceptions'),
+    /**
+     * Take orders still open on the venue as cancelled, as the kill switch would leave them:
+     * for a drill's sandbox copy reconciled against a venue production still trades on.
+     */
+    openOrdersAsCancelled: z.boolean().default(false),
   })
   .strict();
 export type ReconcileSettings = z.infer<typeof ReconcileSettings>;

@@ -48,6 +48,8 @@ export const RestoreRequest = z
     destination: Destination.default('production'),
     /** Print the plan and what each step would touch; change nothing. */
     dryRun: z.boolean().default(false),
+    /** False: the plan ends before reconciling (a drill reconciles on its own, to measure what the restore alone kept). */
+    reconcile: z.boolean().default(true),
     /** Who accepts the reconciliation's corrections (a corrected run is ready to trade only with one). */
     signOff: z.string().min(1).max(200).optional(),
     reason: z.string().min(1).max(500).default('restore'),

@@ -1,0 +1,5 @@
+// The drill-scheduler app: the drill handler and the report page, for the BullMQ worker in
+// main.ts and for the CLI's embedded mode.
+export * from './context.js';
+export { parseDrillRequest, runDrill, SIMULATION_ORDER } from './handlers/drill.js';
+export { type DrillSummary, drillHistory, renderDrillHtml } from './report/html.js';
