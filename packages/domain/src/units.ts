@@ -39,6 +39,7 @@ export function parseDuration(text: string | number): number {
 
 /** Seconds as people read them: `12s`, `3m 42s`, `1h 05m`. */
 export function formatSeconds(seconds: number): string {
+  if (seconds < 1) return `${seconds.toFixed(2)}s`;
   if (seconds < 60) return `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)}s`;
   const whole = Math.round(seconds);
   if (whole < 3600) return `${Math.floor(whole / 60)}m ${String(whole % 60).padStart(2, '0')}s`;

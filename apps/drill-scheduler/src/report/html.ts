@@ -74,7 +74,7 @@ function runbookTable(report: DrillReport, history: DrillSummary[]): string {
     .filter((d) => d.rto !== null)
     .map((d) => {
       const run = newest.get(d.name);
-      const status = !run ? 'not run yet' : run.verdict === 'PASS' ? '✅' : '❌';
+      const status = !run ? 'not run yet' : run.verdict === 'PASS' ? '✓ PASS' : '✗ FAIL';
       return `<tr><td>${esc(d.scenario)}</td><td>${esc(secs(run?.rto_target ?? null))}</td><td>${esc(secs(run?.rto_seconds))}</td><td class="${run?.verdict ?? 'none'}">${status}</td><td>${run ? esc(run.started_at) : ''}</td></tr>`;
     });
   return `<table id="runbook-table"><thead><tr><th>Scenario</th><th>Target RTO</th><th>Actual RTO</th><th>Status</th><th>Run</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
@@ -140,8 +140,14 @@ function stepsTable(report: DrillReport): string {
 }
 
 export function renderDrillHtml(report: DrillReport, history: DrillSummary[]): string {
+  const children = report.drills ?? [];
   const measured = [
-    `RTO ${secs(report.measured.rto_seconds)} (target ${secs(report.targets.rto_seconds)})`,
+    ...(children.length
+      ? [`${children.length} drills: ${children.filter((r) => r.verdict === 'PASS').length} passed`]
+      : []),
+    ...(report.measured.rto_seconds !== null || report.targets.rto_seconds !== null
+      ? [`RTO ${secs(report.measured.rto_seconds)} (target ${secs(report.targets.rto_seconds)})`]
+      : []),
     ...(report.measured.rto_shadow_seconds !== undefined
       ? [`healthy in shadow mode after ${secs(report.measured.rto_shadow_seconds)}`]
       : []),
@@ -149,7 +155,7 @@ export function renderDrillHtml(report: DrillReport, history: DrillSummary[]): s
       ([k, v]) => `RPO ${k} ${secs(v)} (target ${secs(report.targets.rpo[k as keyof typeof report.targets.rpo])})`,
     ),
   ];
-  const children = (report.drills ?? [])
+  const sections = children
     .map(
       (r) =>
         `<section class="child"><h3>${esc(r.title)} — <span class="${r.verdict}">${r.verdict}</span></h3><p>${esc(r.hypothesis)}</p>${r.failure ? `<p class="FAIL">${esc(r.failure)}</p>` : ''}${stepsTable(r)}</section>`,
@@ -174,7 +180,7 @@ ${runbookTable(report, history)}
 <h2>Timeline</h2>
 ${timeline(report)}
 ${stepsTable(report)}
-${children}
+${sections}
 <h2>History</h2>
 ${historyChart(history)}
 ${historyTable(history)}
