@@ -1,7 +1,7 @@
 // What a drill needs from the outside world: the configuration and store, and the other
 // apps' queues (backup, restore, reconcile) through which it runs its recovery. main.ts
 // wires BullMQ, the CLI the in-process bus; tests use either.
-import type { ResolvedTarget, Runtime } from '@lifeboat/adapters';
+import type { AlertSender, ResolvedTarget, Runtime } from '@lifeboat/adapters';
 import type {
   BackupRequestInput,
   BackupResult,
@@ -37,6 +37,8 @@ export interface DrillContext {
   sandboxControlFor?: (target: ResolvedTarget, sandbox: SandboxProcess) => TargetControl | null;
   /** Each step as it ends (the CLI's live timeline). */
   onStep?: (drill: string, step: { name: string; status: string; detail: string; duration_ms: number }) => void;
+  /** Where a failed drill or a missed target is told; default: the webhook of drills.webhookUrlEnv, if set. */
+  alerts?: AlertSender | null;
   now?: () => Date;
   env?: NodeJS.ProcessEnv;
 }

@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { DrillReport } from '@lifeboat/domain';
@@ -37,6 +38,24 @@ function checksums(root: string): Record<string, string> {
   };
   walk(root);
   return out;
+}
+
+/** A webhook receiver on a free port, keeping every JSON body posted to it. */
+async function webhook(): Promise<{ url: string; received: Array<Record<string, string>>; close: () => void }> {
+  const received: Array<Record<string, string>> = [];
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c) => {
+      body += c;
+    });
+    req.on('end', () => {
+      received.push(JSON.parse(body));
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const { port } = server.address() as { port: number };
+  return { url: `http://127.0.0.1:${port}/hook`, received, close: () => server.close() };
 }
 
 const dirs: string[] = [];
@@ -189,8 +208,16 @@ describe('drills on a live SQLite demo', () => {
 
     const target = join(demo.dir, 'demo', 'target');
     const before = checksums(target);
-    const run = await lifeboat(['drill', 'run', 'database-restore', '--config', demo.config, '--json'], env());
+    const hook = await webhook();
+    const run = await lifeboat(['drill', 'run', 'database-restore', '--config', demo.config, '--json'], {
+      ...env(),
+      LIFEBOAT_ALERT_WEBHOOK_URL: hook.url,
+    }).finally(() => hook.close());
     const report = reportOf(run);
+    // The failure is told to the webhook, Slack-style.
+    expect(hook.received).toHaveLength(1);
+    expect(hook.received[0]).toMatchObject({ kind: 'drill_failed', drill: 'database-restore', target: 'demo' });
+    expect(hook.received[0]?.text).toContain('database-restore of demo FAILED: restore:');
     expect(run.code).toBe(1);
     expect(report.verdict).toBe('FAIL');
     expect(report.failure).toMatch(/^restore: .*fetch-and-verify/);

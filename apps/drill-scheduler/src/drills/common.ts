@@ -2,9 +2,9 @@
 // read from what a restore brought back.
 import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { openBooksSource, type ResolvedTarget, withTargetCredentials } from '@lifeboat/adapters';
+import { openBooksSource, type ResolvedTarget, resolvePath, withTargetCredentials } from '@lifeboat/adapters';
 import { type BackupSummary, listBackups } from '@lifeboat/backup';
-import type { DrillName, DrillRequest, DrillsConfig, RestoreResult } from '@lifeboat/domain';
+import { compactUtc, type DrillName, type DrillRequest, type DrillsConfig, type RestoreResult } from '@lifeboat/domain';
 import type { DrillContext } from '../context.js';
 import type { Recorder } from '../recorder.js';
 import { dropScratchDatabase } from './scratch.js';
@@ -58,7 +58,10 @@ export async function restoreIntoSandbox(
     target: run.target.name,
     scenario,
     backup: backupId,
-    destination: 'sandbox',
+    // A shared sandbox directory (drills.sandboxDir) when the restore worker runs elsewhere.
+    destination: run.config.sandboxDir
+      ? `sandbox:${join(resolvePath(run.ctx.runtime.loaded.baseDir, run.config.sandboxDir), `${run.target.name}-${run.drill}-${compactUtc(run.disasterAt)}`)}`
+      : 'sandbox',
     // The drill reconciles on its own, after measuring what the restore alone kept.
     reconcile: false,
     reason: `drill ${run.drill}`,

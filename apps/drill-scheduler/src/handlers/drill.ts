@@ -1,7 +1,7 @@
 // The drill handler: runs one drill of the catalog (or all of them, for full-simulation)
 // against a sandbox, measures RTO and RPO, scores them against the targets, and stores the
 // report (JSON and a self-contained HTML page) in the object store.
-import { createKillSwitch, type ResolvedTarget } from '@lifeboat/adapters';
+import { alertSenderFromEnv, createKillSwitch, type ResolvedTarget } from '@lifeboat/adapters';
 import {
   compactUtc,
   DRILL_REPORT_FORMAT,
@@ -57,7 +57,11 @@ export async function runDrill(payload: unknown, ctx: DrillContext): Promise<Dri
   const config = ctx.runtime.loaded.config.drills;
   const target = ctx.runtime.target(request.target ?? config.target);
   const now = ctx.now ?? (() => new Date());
-  if (request.drill !== 'full-simulation') return runOne(request.drill, request, target, ctx, now);
+  if (request.drill !== 'full-simulation') {
+    const report = await runOne(request.drill, request, target, ctx, now);
+    await alert(ctx, report);
+    return report;
+  }
 
   const started = now();
   const reports: DrillReport[] = [];
@@ -90,7 +94,33 @@ export async function runDrill(payload: unknown, ctx: DrillContext): Promise<Dri
     drills: reports,
   };
   await store(ctx, report);
+  await alert(ctx, report);
   return report;
+}
+
+/** A failed drill (or a missed target) is told through the webhook, once per report. */
+async function alert(ctx: DrillContext, report: DrillReport): Promise<void> {
+  if (report.verdict === 'PASS') return;
+  const env = ctx.env ?? process.env;
+  const sender =
+    ctx.alerts === undefined ? alertSenderFromEnv(ctx.runtime.loaded.config.drills.webhookUrlEnv, env) : ctx.alerts;
+  if (!sender) return;
+  const missed = !(
+    report.steps.some((s) => s.status === 'FAILED') ||
+    report.drills?.some((d) => d.steps.some((s) => s.status === 'FAILED'))
+  );
+  const outcome = await sender.send({
+    kind: missed ? 'target_missed' : 'drill_failed',
+    target: report.target,
+    drill: report.drill,
+    report: layout.drillReport(report.target, report.id),
+    failure: report.failure,
+    text: `:rotating_light: Lifeboat drill ${report.drill} of ${report.target} FAILED: ${report.failure ?? 'see the report'} (report ${layout.drillReport(report.target, report.id)})`,
+  });
+  ctx.log[outcome.sent ? 'info' : 'warn'](
+    { drill: report.drill, sent: outcome.sent, detail: outcome.detail },
+    'drill: alert',
+  );
 }
 
 function summary(r: DrillReport): string {

@@ -161,6 +161,30 @@ export class BullMqJobBus implements JobBus {
     });
   }
 
+  /**
+   * A cron schedule on a queue (a BullMQ job scheduler, UTC): created or replaced under its id,
+   * so every process that upserts the same schedules leaves one of each.
+   */
+  async upsertSchedule(queue: QueueName, id: string, pattern: string, payload: unknown): Promise<void> {
+    const data = toJson(payload, `scheduled payload for queue ${queue}`);
+    const q = await this.queue(queue);
+    await this.call(() =>
+      q.upsertJobScheduler(id, { pattern, tz: 'UTC' }, { name: queue, data, opts: { attempts: 1 } }),
+    );
+  }
+
+  /** The schedules of a queue, with their next firing (ms since the epoch). */
+  async schedules(queue: QueueName): Promise<Array<{ id: string; pattern: string | null; next: number | null }>> {
+    const q = await this.queue(queue);
+    const list = await this.call(() => q.getJobSchedulers(0, -1, true));
+    return list.map((j) => ({ id: j.key, pattern: j.pattern ?? null, next: j.next ?? null }));
+  }
+
+  async removeSchedule(queue: QueueName, id: string): Promise<void> {
+    const q = await this.queue(queue);
+    await this.call(() => q.removeJobScheduler(id));
+  }
+
   async result(queue: QueueName, jobId: string, options: WaitOptions = {}): Promise<unknown> {
     const q = await this.queue(queue);
     const events = await this.call(() => this.queueEvents(queue));

@@ -6,8 +6,9 @@ import { Dec, isZeroDecimal, judgeAbsolute } from './decimal.js';
 /**
  * Trading does not stop for a reconciliation: fills land between the moment the venue gives
  * its positions and the moment the books are read. Both sides are compared as of one instant
- * before the positions were read (the in-flight threshold earlier): the internal fills after
- * it, and the venue's trades between it and the positions, are taken back out of each side.
+ * before the positions were read and before the in-flight line (the threshold before either):
+ * the internal fills after it, and the venue's trades between it and the positions, are
+ * taken back out of each side.
  */
 interface AsOf {
   at: string;
@@ -17,7 +18,9 @@ interface AsOf {
 
 function recentMoves(run: Run): AsOf {
   const positionsAt = run.exchange.positions_at === undefined ? run.collectedAt : timeMs(run.exchange.positions_at);
-  const cutoff = positionsAt - run.settings.inFlightThresholdMs;
+  // Never later than the in-flight line: a trade before it is judged (and backfilled when
+  // missing), so it must count on both sides; one after it is taken out of both.
+  const cutoff = Math.min(run.inFlightAfter, positionsAt - run.settings.inFlightThresholdMs);
   const add = (map: Map<string, Dec>, key: string, side: string, quantity: string) => {
     const q = new Dec(quantity);
     map.set(key, (map.get(key) ?? new Dec(0)).plus(side === 'buy' ? q : q.negated()));

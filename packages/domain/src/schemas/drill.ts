@@ -63,7 +63,7 @@ export const DrillsConfig = z
       .prefault({}),
     /** Cron (UTC) per drill, replacing the default; `off` takes a drill off the schedule. */
     schedule: z.partialRecord(DrillName, z.string().min(1)).default({}),
-    /** Where sandboxes are made (default: the OS temp dir). */
+    /** Where sandboxes are made (default: the OS temp dir of the restore worker); a volume the restore worker and the drill-scheduler share when they run apart. */
     sandboxDir: z.string().min(1).optional(),
     /** Slack-compatible webhook for failed drills, missed targets and stale backups: the URL comes from this variable. */
     webhookUrlEnv: z.string().min(1).default('LIFEBOAT_ALERT_WEBHOOK_URL'),
