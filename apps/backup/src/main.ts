@@ -1,7 +1,16 @@
 // The backup app's process: a BullMQ worker on queue `backup` with an ops server (default),
 // or `once` mode that runs one backup and exits non-zero on failure (a Kubernetes CronJob).
-import { BullMqJobBus, configPath, createLogger, createRuntime, loadConfig, serveWorker } from '@lifeboat/adapters';
-import { isLifeboatError, type JobContext } from '@lifeboat/domain';
+import {
+  BullMqJobBus,
+  configPath,
+  createLogger,
+  createRuntime,
+  ingestAll,
+  loadConfig,
+  openCatalogFromEnv,
+  serveWorker,
+} from '@lifeboat/adapters';
+import { isLifeboatError, type JobContext, layout } from '@lifeboat/domain';
 import { TOOL_VERSION } from './context.js';
 import { backup } from './handlers/backup.js';
 import { createBackupMetrics } from './metrics.js';
@@ -29,6 +38,8 @@ async function main(): Promise<void> {
   const loaded = await loadConfig(configPath());
   const runtime = createRuntime(loaded);
   const metrics = createBackupMetrics();
+  // Distributed mode's PostgreSQL catalog, migrated at start (LIFEBOAT_CATALOG_URL).
+  const catalog = await openCatalogFromEnv();
 
   const run = async (payload: unknown, job?: JobContext) => {
     const started = Date.now();
@@ -43,6 +54,13 @@ async function main(): Promise<void> {
       metrics.bytes.set({ target: result.target }, result.bytes);
       metrics.duration.observe({ target: result.target, outcome: 'success' }, (Date.now() - started) / 1000);
       metrics.jobs.inc({ target: result.target, outcome: 'success' });
+      const verifications: string[] = [];
+      if (catalog) {
+        for await (const o of runtime.store.list(layout.verificationsPrefix(result.target, result.backupId))) {
+          verifications.push(o.key);
+        }
+      }
+      await ingestAll(catalog, runtime.store, [result.manifestKey, ...verifications], log);
       return result;
     } catch (err) {
       metrics.duration.observe({ target, outcome: 'failure' }, (Date.now() - started) / 1000);

@@ -1,6 +1,7 @@
 // The `lifeboat` command: the operator's entry point to every Lifeboat operation.
 import { Command, CommanderError, Option } from 'commander';
 import { backupCommand, extractCommand, listCommand, pruneCommand, verifyCommand } from './commands/backup.js';
+import { catalogSyncCommand } from './commands/catalog.js';
 import { demoInitCommand } from './commands/demo.js';
 import { demoStartCommand, demoStopCommand } from './commands/demo-run.js';
 import { drillListCommand, drillReportCommand, drillRunCommand, drillScheduleCommand } from './commands/drill.js';
@@ -172,6 +173,12 @@ withGlobals(drill.command('schedule'))
   .option('--count <n>', 'how many runs', '20')
   .option('--json', 'print an array of {drill, at}')
   .action(run((opts: Parameters<typeof drillScheduleCommand>[0]) => drillScheduleCommand(opts)));
+
+const catalog = program.command('catalog').description("distributed mode's PostgreSQL catalog (LIFEBOAT_CATALOG_URL)");
+withGlobals(catalog.command('sync'))
+  .description('rebuild the catalog from the store (the source of truth): every record upserted, stale rows removed')
+  .option('--json', 'print one JSON result')
+  .action(run((opts: Parameters<typeof catalogSyncCommand>[0]) => catalogSyncCommand(opts)));
 
 try {
   await program.parseAsync(process.argv);

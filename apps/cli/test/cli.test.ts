@@ -36,13 +36,13 @@ describe('lifeboat CLI', () => {
     for (const cmd of ['demo', 'backup', 'backups', 'verify', 'extract', 'prune']) expect(r.stdout).toContain(cmd);
   });
 
-  it('runs the README quick start: a verified backup and a byte-identical extracted copy', () => {
+  it('runs the README quick start: a verified backup, a byte-identical extracted copy, every drill', () => {
     const demo = join(dir, 'quickstart');
     const r = spawnSync('bash', [join(repo, 'scripts', 'quickstart.sh')], {
       cwd: repo,
       encoding: 'utf8',
       env: { ...process.env, LIFEBOAT_DEMO_DIR: demo, LIFEBOAT_DEMO_SIZE: '2MiB', LIFEBOAT_REDIS_URL: '' },
-      timeout: 180_000,
+      timeout: 280_000,
     });
     expect(r.stderr + r.stdout).toContain('quickstart passed');
     expect(r.status).toBe(0);
@@ -53,7 +53,11 @@ describe('lifeboat CLI', () => {
       readFileSync(join(demo, 'target', '.env'), 'utf8'),
     );
     expect(statSync(join(demo, 'keys', 'age-identity.txt')).mode & 0o777).toBe(0o600);
-  });
+    // The main job: every drill of the runbook against the live demo, the table and the page.
+    expect(r.stdout).toContain('drill full-simulation of demo: PASS');
+    expect(r.stdout).toMatch(/\| Database Restore +\| 15m 00s +\| [^|]*\d[^|]*s +\| .*PASS/);
+    expect(readFileSync(join(demo, 'drill-report.html'), 'utf8')).toContain('id="runbook-table"');
+  }, 300_000);
 
   describe('bad input gets one clear line and a non-zero exit', () => {
     let config: string;

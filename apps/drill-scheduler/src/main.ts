@@ -9,7 +9,9 @@ import {
   createLockProvider,
   createLogger,
   createRuntime,
+  ingestAll,
   loadConfig,
+  openCatalogFromEnv,
   serveWorker,
 } from '@lifeboat/adapters';
 import { listBackups } from '@lifeboat/backup';
@@ -17,6 +19,7 @@ import {
   type BackupResult,
   type DrillReport,
   isLifeboatError,
+  layout,
   type ReconcileJobResult,
   type RestoreResult,
 } from '@lifeboat/domain';
@@ -40,6 +43,8 @@ async function main(): Promise<void> {
   const path = configPath();
   const loaded = await loadConfig(path);
   const runtime = createRuntime(loaded);
+  // Distributed mode's PostgreSQL catalog, migrated at start (LIFEBOAT_CATALOG_URL).
+  const catalog = await openCatalogFromEnv();
   const redisUrl = process.env.LIFEBOAT_REDIS_URL;
   if (!redisUrl) {
     log.error({}, 'the drill-scheduler needs LIFEBOAT_REDIS_URL');
@@ -103,6 +108,12 @@ async function main(): Promise<void> {
       };
       const report = await runDrill(payload, ctx);
       record(report);
+      await ingestAll(
+        catalog,
+        runtime.store,
+        [report, ...(report.drills ?? [])].map((r) => layout.drillReport(r.target, r.id)),
+        log,
+      );
       return report;
     },
     { concurrency: 1 },

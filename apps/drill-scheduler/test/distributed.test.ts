@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { BullMqJobBus } from '@lifeboat/adapters';
+import { BullMqJobBus, PostgresCatalog } from '@lifeboat/adapters';
 import { type DrillReport, drillSchedules, nextRun } from '@lifeboat/domain';
 import { freePort, getTestStack, lifeboat, REPO_ROOT, type TestStack, uniqueName } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -51,6 +51,7 @@ let stack: TestStack;
 let dir: string;
 let config: string;
 let databaseUrl: string;
+let catalogUrl: string;
 let env: NodeJS.ProcessEnv;
 let bus: BullMqJobBus;
 const workers: ChildProcess[] = [];
@@ -61,6 +62,7 @@ beforeAll(async () => {
   const port = await freePort();
   const exchangePort = await freePort();
   databaseUrl = await stack.postgres.createDatabase('drilld');
+  catalogUrl = await stack.postgres.createDatabase('catalog');
   const init = await lifeboat([
     'demo',
     'init',
@@ -101,6 +103,7 @@ beforeAll(async () => {
     AWS_ACCESS_KEY_ID: stack.s3.accessKeyId,
     AWS_SECRET_ACCESS_KEY: stack.s3.secretAccessKey,
     DATABASE_URL: databaseUrl,
+    LIFEBOAT_CATALOG_URL: catalogUrl,
   };
   const start = await lifeboat(
     ['demo', 'start', '--config', config, '--detach', '--exchange-port', String(exchangePort)],
@@ -119,6 +122,7 @@ afterAll(async () => {
   for (const w of workers) if (w.exitCode === null) w.kill('SIGTERM');
   await lifeboat(['demo', 'stop', '--config', config]);
   if (databaseUrl) await stack.postgres.dropDatabase(databaseUrl);
+  if (catalogUrl) await stack.postgres.dropDatabase(catalogUrl);
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -179,5 +183,20 @@ describe('the drill-scheduler with the other workers', () => {
     // The reports are in the S3 store, listed by the CLI.
     const list = await lifeboat(['drill', 'list', '--json'], env);
     expect(JSON.parse(list.stdout).drills.length).toBeGreaterThanOrEqual(7);
+
+    // …and each worker put its records in the PostgreSQL catalog as it went.
+    const catalog = new PostgresCatalog(catalogUrl);
+    const live = await catalog.counts('demo');
+    expect(live.lifeboat_drills).toBeGreaterThanOrEqual(7);
+    expect(live.lifeboat_backups).toBeGreaterThanOrEqual(1);
+    expect(live.lifeboat_restores).toBeGreaterThanOrEqual(5);
+    expect(live.lifeboat_reconciliations).toBeGreaterThanOrEqual(3);
+    // A sync from the store (the source of truth) finds nothing to add or remove.
+    const sync = await lifeboat(['catalog', 'sync', '--json'], env);
+    expect(sync.code, sync.stderr).toBe(0);
+    const synced = JSON.parse(sync.stdout);
+    expect(synced.removed).toBe(0);
+    expect(synced.rows.drill).toBe(live.lifeboat_drills);
+    expect(await catalog.counts('demo')).toEqual(live);
   });
 });

@@ -1,6 +1,15 @@
 // The reconciler's process: a BullMQ worker on queue `reconcile` with an ops server
 // (/health, /ready, /metrics). Restore plans and drills send it jobs through the job bus.
-import { BullMqJobBus, configPath, createLogger, createRuntime, loadConfig, serveWorker } from '@lifeboat/adapters';
+import {
+  BullMqJobBus,
+  configPath,
+  createLogger,
+  createRuntime,
+  ingestAll,
+  loadConfig,
+  openCatalogFromEnv,
+  serveWorker,
+} from '@lifeboat/adapters';
 import { isLifeboatError, LifeboatError } from '@lifeboat/domain';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { reconcile } from './handlers/reconcile.js';
@@ -18,6 +27,8 @@ function fail(err: unknown): never {
 async function main(): Promise<void> {
   const loaded = await loadConfig(configPath());
   const runtime = createRuntime(loaded);
+  // Distributed mode's PostgreSQL catalog, migrated at start (LIFEBOAT_CATALOG_URL).
+  const catalog = await openCatalogFromEnv();
   const redisUrl = process.env.LIFEBOAT_REDIS_URL;
   if (!redisUrl) {
     log.error({}, 'the reconciler worker needs LIFEBOAT_REDIS_URL');
@@ -71,6 +82,7 @@ async function main(): Promise<void> {
         duration.observe({ target, verdict }, (Date.now() - started) / 1000);
         jobs.inc({ target, verdict });
         if (result.report.ready_to_trade) lastPass.set({ target }, Date.now() / 1000);
+        await ingestAll(catalog, runtime.store, [result.reportKey], log);
         return result;
       } catch (err) {
         jobs.inc({ target, verdict: 'error' });

@@ -7,10 +7,12 @@ import {
   createLockProvider,
   createLogger,
   createRuntime,
+  ingestAll,
   loadConfig,
+  openCatalogFromEnv,
   serveWorker,
 } from '@lifeboat/adapters';
-import { isLifeboatError, type ReconcileJobResult } from '@lifeboat/domain';
+import { compactUtc, isLifeboatError, layout, type ReconcileJobResult } from '@lifeboat/domain';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { restore } from './handlers/restore.js';
 
@@ -27,6 +29,8 @@ function fail(err: unknown): never {
 async function main(): Promise<void> {
   const loaded = await loadConfig(configPath());
   const runtime = createRuntime(loaded);
+  // Distributed mode's PostgreSQL catalog, migrated at start (LIFEBOAT_CATALOG_URL).
+  const catalog = await openCatalogFromEnv();
   const redisUrl = process.env.LIFEBOAT_REDIS_URL;
   if (!redisUrl) {
     log.error({}, 'the restore worker needs LIFEBOAT_REDIS_URL');
@@ -68,6 +72,10 @@ async function main(): Promise<void> {
         },
       });
       jobs.inc({ target: result.target, scenario: result.scenario, outcome: result.outcome });
+      if (!result.dryRun) {
+        const key = layout.restoreRecord(result.target, compactUtc(new Date(result.startedAt)), result.scenario);
+        await ingestAll(catalog, runtime.store, [key], log);
+      }
       if (result.rto.toReadyMs !== null)
         rto.set({ target: result.target, scenario: result.scenario }, result.rto.toReadyMs / 1000);
       return result;

@@ -2,6 +2,7 @@
 export * from './alerts/webhook.js';
 export * from './archive/index.js';
 export * from './books/index.js';
+export * from './catalog/index.js';
 export * from './config/load.js';
 export * from './config/runtime.js';
 export * from './database/index.js';

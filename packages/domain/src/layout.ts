@@ -17,6 +17,9 @@ export const layout = {
   /** Runs over books other than the target's own (sandboxes, --internal files): never kill-switch evidence. */
   reconciliationOfCopy: (target: string, stamp: string, verdict: string) =>
     `${target}/reports/reconciliation-copies/${stamp}-${verdict}.json`,
+  restoresPrefix: (target: string) => `${target}/restores/`,
+  /** A restore's result (not a dry run's): `<stamp>` is its start, compact UTC. */
+  restoreRecord: (target: string, stamp: string, scenario: string) => `${target}/restores/${stamp}-${scenario}.json`,
   drillsPrefix: (target: string) => `${target}/drills/`,
   /** `<id>` is `<compact UTC start>-<drill>`, so keys sort by time. */
   drillReport: (target: string, id: string) => `${target}/drills/${id}.json`,

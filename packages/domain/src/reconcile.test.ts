@@ -469,6 +469,36 @@ describe('reconciling', () => {
         expect(find(out, 'position_mismatch')).toMatchObject({ internal: '1', exchange: '1.1' });
       });
 
+      it('takes a trade made while the positions were read as in them or not, whichever agrees', () => {
+        // Asked for at +1 s, answered at +1.1 s; a sell of 0.25 at +1.05 s.
+        const during = fill({
+          trade_id: 'tw',
+          client_order_id: 'ow',
+          side: 'sell',
+          quantity: '0.25',
+          timestamp: before(-1050),
+        });
+        const ow = order({ client_order_id: 'ow', side: 'sell', quantity: '0.25', updated_at: before(-1050) });
+        const venue = (quantity: string) => {
+          const { books, exchange } = world({
+            orders: [old],
+            fills: [f0],
+            positions: [position({ quantity: '1' })],
+            exchangeOrders: [onExchange(old), onExchange(ow)],
+            trades: [asTrade(f0), asTrade(during)],
+            exchangePositions: [{ account: 'main', symbol: 'BTC/USDT', quantity }],
+          });
+          return reconcile({
+            books,
+            exchange: { ...exchange, positions_from: before(-1000), positions_at: before(-1100) },
+            integrity: 'not-applicable',
+          }).checks.position_match;
+        };
+        expect(venue('1')).toBe('PASS'); // read before the sell landed
+        expect(venue('0.75')).toBe('PASS'); // read after it
+        expect(venue('0.7')).toBe('FAIL'); // neither
+      });
+
       it('takes out only the venue trades made before it gave its positions (positions_at)', () => {
         const { books, exchange } = world({
           orders: [old, o1],

@@ -129,6 +129,7 @@ export class CcxtExchangeSource implements ExchangeSource {
       format: EXCHANGE_SNAPSHOT_FORMAT,
       venue: this.location,
       collected_at: collectedAt,
+      positions_from: undefined as string | undefined,
       positions_at: undefined as string | undefined,
       complete,
       orders: [] as unknown[],
@@ -148,6 +149,7 @@ export class CcxtExchangeSource implements ExchangeSource {
     const account = this.options.account ?? 'main';
     let totals: Record<string, string> = {};
     try {
+      snapshot.positions_from = new Date().toISOString();
       const balance = await client.fetchBalance();
       const raw = (balance.info as { balances?: Array<{ asset: string; free: string; locked: string }> }).balances;
       totals = raw

@@ -57,6 +57,7 @@ export class HttpExchangeSource implements ExchangeSource {
     };
     // Positions first, then the trades: every trade made before the positions were read is in
     // the list, so the reconciler can compare positions as of one instant (positions_at).
+    const positionsFrom = new Date().toISOString();
     const holdings = await Promise.all((['positions', 'balances'] as const).map(fetchPart));
     const positionsAt = new Date().toISOString();
     const history = await Promise.all((['orders', 'trades'] as const).map(fetchPart));
@@ -65,6 +66,7 @@ export class HttpExchangeSource implements ExchangeSource {
       format: EXCHANGE_SNAPSHOT_FORMAT,
       venue: this.location,
       collected_at: collectedAt,
+      positions_from: positionsFrom,
       positions_at: positionsAt,
       complete,
       ...data,

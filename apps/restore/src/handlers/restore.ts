@@ -16,6 +16,7 @@ import {
   describeZodError,
   type Lease,
   LifeboatError,
+  layout,
   RestoreRequest,
   type RestoreResult,
   SCENARIO_RTO_MS,
@@ -212,6 +213,17 @@ export async function restore(payload: unknown, ctx: RestoreContext): Promise<Re
         : null,
       fencingToken: lease?.token ?? null,
     };
+    // The record of what was done, beside the backups (a dry run changed nothing: none).
+    if (!request.dryRun) {
+      await ctx.runtime.store
+        .put(
+          layout.restoreRecord(target.name, stamp, request.scenario),
+          Buffer.from(
+            `${JSON.stringify({ ...result, requestedBy: request.requestedBy, reason: request.reason }, null, 1)}\n`,
+          ),
+        )
+        .catch((err: Error) => log.warn({ err: { message: err.message } }, 'restore: the record was not stored'));
+    }
     log[run.failed ? 'error' : 'info'](
       {
         target: target.name,

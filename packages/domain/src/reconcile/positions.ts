@@ -14,16 +14,25 @@ interface AsOf {
   at: string;
   internal: Map<string, Dec>;
   exchange: Map<string, Dec>;
+  /**
+   * Trades made while the venue was being asked for its positions (between positions_from
+   * and positions_at), in order: each may or may not be in them, so the first k are.
+   */
+  reading: Map<string, Dec[]>;
 }
 
 function recentMoves(run: Run): AsOf {
   const positionsAt = run.exchange.positions_at === undefined ? run.collectedAt : timeMs(run.exchange.positions_at);
+  const positionsFrom =
+    run.exchange.positions_from === undefined
+      ? positionsAt
+      : Math.min(positionsAt, timeMs(run.exchange.positions_from));
   // Never later than the in-flight line: a trade before it is judged (and backfilled when
   // missing), so it must count on both sides; one after it is taken out of both.
-  const cutoff = Math.min(run.inFlightAfter, positionsAt - run.settings.inFlightThresholdMs);
+  const cutoff = Math.min(run.inFlightAfter, positionsFrom - run.settings.inFlightThresholdMs);
+  const signed = (side: string, quantity: string) => (side === 'buy' ? new Dec(quantity) : new Dec(quantity).negated());
   const add = (map: Map<string, Dec>, key: string, side: string, quantity: string) => {
-    const q = new Dec(quantity);
-    map.set(key, (map.get(key) ?? new Dec(0)).plus(side === 'buy' ? q : q.negated()));
+    map.set(key, (map.get(key) ?? new Dec(0)).plus(signed(side, quantity)));
   };
   const internal = new Map<string, Dec>();
   for (const f of run.books.fills) {
@@ -31,17 +40,27 @@ function recentMoves(run: Run): AsOf {
       add(internal, `${run.accountOf(f.client_order_id)}:${f.symbol}`, f.side, f.quantity);
   }
   const exchange = new Map<string, Dec>();
+  const reading = new Map<string, Dec[]>();
   // Without every trade the venue's side cannot be moved back: compared as it is.
   if (run.exchange.complete.trades) {
     const seen = new Set<string>();
+    const during: Array<{ key: string; at: number; id: string; q: Dec }> = [];
     for (const t of run.exchange.trades) {
       const at = timeMs(t.timestamp);
       if (at <= cutoff || at > positionsAt || seen.has(t.trade_id)) continue;
       seen.add(t.trade_id);
-      add(exchange, `${run.accountOf(t.client_order_id)}:${t.symbol}`, t.side, t.quantity);
+      const key = `${run.accountOf(t.client_order_id)}:${t.symbol}`;
+      if (at <= positionsFrom) add(exchange, key, t.side, t.quantity);
+      else during.push({ key, at, id: t.trade_id, q: signed(t.side, t.quantity) });
+    }
+    during.sort((a, b) => a.at - b.at || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    for (const d of during) {
+      const list = reading.get(d.key);
+      if (list) list.push(d.q);
+      else reading.set(d.key, [d.q]);
     }
   }
-  return { at: new Date(cutoff).toISOString(), internal, exchange };
+  return { at: new Date(cutoff).toISOString(), internal, exchange, reading };
 }
 
 /** A quantity with recent moves taken out; the same string when there were none. */
@@ -78,7 +97,25 @@ export function checkPositions(run: Run): void {
     const symbol = (bookRow ?? venueRow)!.symbol;
     // Both sides as of asOf.at (see recentMoves); unchanged when nothing moved since.
     const movedHere = asOf.internal.get(key);
-    const movedThere = asOf.exchange.get(key);
+    // The trades made while the positions were read: the venue's position holds the first k
+    // of them, for the k that makes it agree (all of them when none does).
+    const during = asOf.reading.get(key) ?? [];
+    let movedThere = asOf.exchange.get(key);
+    if (during.length && bookRow && venueRow) {
+      const tolerance = run.quantityTolerance(bookRow.symbol).value;
+      const mineAsOf = backOut(bookRow.quantity, movedHere) as string;
+      let sum = movedThere ?? new Dec(0);
+      let k = 0;
+      while (
+        judgeAbsolute(mineAsOf, backOut(venueRow.quantity, sum) as string, tolerance).status === 'BREAK' &&
+        k < during.length
+      ) {
+        sum = sum.plus(during[k++] as Dec);
+      }
+      movedThere = sum;
+    } else {
+      for (const q of during) movedThere = (movedThere ?? new Dec(0)).plus(q);
+    }
     const shifted = Boolean((movedHere && !movedHere.isZero()) || (movedThere && !movedThere.isZero()));
     const mineQ = bookRow ? backOut(bookRow.quantity, movedHere) : undefined;
     const theirsQ = venueRow ? backOut(venueRow.quantity, movedThere) : undefined;

@@ -215,6 +215,8 @@ export const ExchangeSnapshot = z.object(
      * positions are compared as of a moment before it, trades since backed out of both sides.
      */
     positions_at: Time.optional(),
+    /** When the positions were asked for: trades between this and positions_at may or may not be in them. */
+    positions_from: Time.optional(),
     orders: z.array(ExchangeOrder, err(M.array)),
     trades: z.array(ExchangeTrade, err(M.array)),
     positions: z.array(ExchangePosition, err(M.array)).superRefine(uniquePositions),
@@ -369,6 +371,9 @@ export function parseExchangeSnapshot(value: unknown, source: string): ExchangeS
   if (value.positions_at !== undefined && !isTime(value.positions_at)) {
     v.fail('positions_at', value.positions_at, M.time);
   }
+  if (value.positions_from !== undefined && !isTime(value.positions_from)) {
+    v.fail('positions_from', value.positions_from, M.time);
+  }
 
   const orders = v.array(value, 'orders');
   for (let i = 0; i < orders.length; i++) {
@@ -417,6 +422,7 @@ export function parseExchangeSnapshot(value: unknown, source: string): ExchangeS
     },
     ...(value.window_start === undefined ? {} : { window_start: value.window_start }),
     ...(value.positions_at === undefined ? {} : { positions_at: value.positions_at }),
+    ...(value.positions_from === undefined ? {} : { positions_from: value.positions_from }),
     orders,
     trades,
     positions,
