@@ -46,6 +46,7 @@ export class DrillScheduler {
   #configMtime = 0;
   #config: LoadedConfig | null = null;
   #staleAlerted = new Set<string>();
+  #neverFiresAlerted = new Set<string>();
   #stopped = false;
   #ticking: Promise<void> | null = null;
 
@@ -133,11 +134,11 @@ export class DrillScheduler {
       this.options.log.error({ err: { message: (err as Error).message } }, 'drill scheduler: bad schedule; unchanged');
       return [];
     }
-    const wanted = schedules.map((s) => ({
-      id: `${SCHEDULE_PREFIX}${target}:${s.drill}`,
-      pattern: s.cron.source,
-      drill: s.drill,
-    }));
+    // A schedule that never fires (30 February) is not upserted: it is an alert.
+    const { neverFires } = upcomingDrills(schedules, new Date(), 1);
+    const wanted = schedules
+      .filter((s) => !neverFires.includes(s.drill))
+      .map((s) => ({ id: `${SCHEDULE_PREFIX}${target}:${s.drill}`, pattern: s.cron.source, drill: s.drill }));
     for (const w of wanted) {
       await this.options.bus.upsertSchedule('drill', w.id, w.pattern, {
         drill: w.drill,
@@ -152,8 +153,9 @@ export class DrillScheduler {
         this.options.log.info({ id: existing.id }, 'drill scheduler: schedule removed');
       }
     }
-    const { neverFires } = upcomingDrills(schedules, new Date(), 1);
     for (const drill of neverFires) {
+      if (this.#neverFiresAlerted.has(`${drill} ${config.drills.schedule[drill]}`)) continue;
+      this.#neverFiresAlerted.add(`${drill} ${config.drills.schedule[drill]}`);
       const text = `:warning: Lifeboat: the schedule of drill ${drill} of ${target} never fires (${config.drills.schedule[drill]}): it will not run`;
       this.options.log.error({ drill }, text);
       await this.options.alerts(loaded)?.send({ kind: 'schedule_never_fires', target, drill, text });

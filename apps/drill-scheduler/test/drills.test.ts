@@ -163,6 +163,14 @@ describe('drills on a live SQLite demo', () => {
     expect(readdirSync(stored).filter((f) => f.endsWith('.json'))).toHaveLength(8);
     const list = await lifeboat(['drill', 'list', '--config', demo.config, '--json']);
     expect(JSON.parse(list.stdout).drills.map((d: { drill: string }) => d.drill)).toContain('cold-restore');
+    const page = join(demo.dir, 'again.html');
+    const again = await lifeboat(['drill', 'report', report.id, '--config', demo.config, '--json', '--html', page]);
+    expect(again.code, again.stderr).toBe(0);
+    expect(JSON.parse(again.stdout)).toMatchObject({ id: report.id, verdict: 'PASS' });
+    expect(readFileSync(page, 'utf8')).toContain('<svg id="timeline"');
+    const missing = await lifeboat(['drill', 'report', '20200101T000000Z-kill-switch', '--config', demo.config]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('no drill report 20200101T000000Z-kill-switch of demo');
     // Sandboxes and copies are gone.
     for (const d of report.drills ?? []) {
       const sandbox = (d.evidence.sandbox as { root?: string } | undefined)?.root;
