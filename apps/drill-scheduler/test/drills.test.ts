@@ -152,6 +152,13 @@ describe('drills on a live SQLite demo', () => {
       expect(d.targets.rpo_seconds, name).toBe(60);
     }
     expect(byName['cold-restore']?.measured.rpo.auditLogs).toBeGreaterThanOrEqual(0);
+    // The rebuilt host ran the target in shadow mode before it was ready to trade.
+    const cold = byName['cold-restore'] as DrillReport;
+    expect(cold.measured.rto_shadow_seconds).toBeGreaterThan(0);
+    expect(cold.measured.rto_shadow_seconds as number).toBeLessThan(cold.measured.rto_seconds as number);
+    // Copies read the venue through the drill's proxy, which let no change through to it.
+    const proxied = (byName['shadow-failover'] as DrillReport).evidence.venueProxy as { forwarded: number };
+    expect(proxied.forwarded).toBeGreaterThan(0);
     expect(byName['cold-restore']?.measured.rpo.reports).toBeGreaterThanOrEqual(0);
     // The venue cut from a copy engages its kill switch, and reconciliation fails closed.
     const vendor = byName['vendor-connectivity-loss'] as DrillReport;

@@ -1,24 +1,25 @@
 // The drills that need the trading process itself: a copy of the target, restored from the
-// newest backup into a sandbox and run in shadow mode (it never sends an order), through
-// which the kill switch is thrown, the process killed and restarted, or the exchange cut.
+// newest backup into a sandbox and run in shadow mode behind a read-only proxy to the venue
+// (it can neither send nor cancel an order), through which the kill switch is thrown, the
+// process killed and restarted, or the exchange cut.
 // Only the kill-switch drill of a target that opted in touches production.
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CommandTargetControl, createKillSwitch, HttpFileKillSwitch, withTargetCredentials } from '@lifeboat/adapters';
-import type { KillSwitchClient, TargetControl } from '@lifeboat/domain';
+import type { KillSwitchClient, RestoreResult, TargetControl } from '@lifeboat/domain';
 import type { SandboxProcess } from '../context.js';
 import { check, StepFailed } from '../recorder.js';
 import { type DrillRun, type Measured, newestBackup, restoreIntoSandbox, seconds } from './common.js';
-import { freePort, TcpProxy } from './proxy.js';
+import { freePort, ReadOnlyVenueProxy } from './proxy.js';
 
 const POLL_MS = 100;
 
-interface SandboxCopy {
+export interface SandboxCopy {
   sandbox: SandboxProcess;
   control: TargetControl;
   killSwitch: KillSwitchClient;
   apiUrl: string;
-  proxy: TcpProxy;
+  proxy: ReadOnlyVenueProxy;
   /** The copy's books: its SQLite file, or its scratch database's URL without the password. */
   database: string | null;
 }
@@ -29,13 +30,7 @@ interface SandboxCopy {
  * OFF first, so the drill can watch it engage (harmless: shadow mode sends nothing).
  */
 async function startCopy(run: DrillRun, armed: boolean): Promise<SandboxCopy> {
-  const spec = run.target.config.drills.sandbox;
-  if (!spec) {
-    throw new StepFailed(
-      'sandbox-copy',
-      `targets.${run.target.name}.drills.sandbox is not configured: this drill runs a copy of the target, and needs the commands that start and stop one`,
-    );
-  }
+  if (!run.target.config.drills.sandbox) throw noSandbox(run);
   const { backup } = await newestBackup(run);
   const restored = await restoreIntoSandbox(run, 'server-loss', backup.backupId);
   if (restored.outcome !== 'COMPLETED') {
@@ -44,9 +39,26 @@ async function startCopy(run: DrillRun, armed: boolean): Promise<SandboxCopy> {
       `restoring backup ${backup.backupId} into a sandbox failed at ${restored.failedStep}: ${restored.error?.message}`,
     );
   }
+  return startCopyFrom(run, restored, armed);
+}
+
+function noSandbox(run: DrillRun): StepFailed {
+  return new StepFailed(
+    'sandbox-copy',
+    `targets.${run.target.name}.drills.sandbox is not configured: this drill runs a copy of the target, and needs the commands that start and stop one`,
+  );
+}
+
+/** Starts a copy of the target from a sandbox a server-loss restore filled (config, database, state). */
+export async function startCopyFrom(run: DrillRun, restored: RestoreResult, armed: boolean): Promise<SandboxCopy> {
+  const spec = run.target.config.drills.sandbox;
+  if (!spec) throw noSandbox(run);
   const root = restored.destination.root;
-  const proxy = await TcpProxy.start(spec.exchangeUrl);
-  run.cleanups.push(() => proxy.close());
+  const proxy = await ReadOnlyVenueProxy.start(spec.exchangeUrl);
+  run.cleanups.push(async () => {
+    await proxy.close();
+    run.rec.evidence.venueProxy = { forwarded: proxy.forwarded, refusedChanges: proxy.refused };
+  });
   const port = await freePort();
   const sandbox: SandboxProcess = { root, port, exchangeUrl: proxy.url };
   const apiUrl = `http://127.0.0.1:${port}`;
@@ -85,11 +97,13 @@ async function startCopy(run: DrillRun, armed: boolean): Promise<SandboxCopy> {
   check(started.exitCode === 0, 'sandbox-copy', `the copy did not start (exit ${started.exitCode}): ${started.output}`);
   const health = await control.waitHealthy(spec.healthTimeoutMs);
   check(health.healthy, 'sandbox-copy', `the copy is not healthy: ${health.detail}`);
-  Object.assign(run.rec.evidence, { sandbox: { root, port, backupId: backup.backupId, exchange: proxy.url } });
+  Object.assign(run.rec.evidence, { sandbox: { root, port, backupId: restored.backupId, exchange: proxy.url } });
   return { sandbox, control, killSwitch, apiUrl, proxy, database: db };
 }
 
-async function healthOf(apiUrl: string): Promise<{ mode?: string; kill_switch?: string; status?: string } | null> {
+export async function healthOf(
+  apiUrl: string,
+): Promise<{ mode?: string; kill_switch?: string; status?: string } | null> {
   try {
     const r = await fetch(`${apiUrl}/health`, { signal: AbortSignal.timeout(2000) });
     return (await r.json()) as { mode?: string; kill_switch?: string; status?: string };

@@ -95,6 +95,7 @@ export const DRILLS: Readonly<Record<DrillName, DrillDefinition>> = {
     steps: [
       'pick the newest backup (take one if there is none)',
       'restore everything onto an empty sandbox',
+      'start a copy of the target there in shadow mode (when the target says how)',
       'reconcile the sandbox books with the exchange, correcting them',
       'measure the RTO and the RPO of orders, audit logs and reports',
     ],
