@@ -143,6 +143,8 @@ export class Run {
     fees_not_valued: 0,
   };
   readonly #counts = new Int32Array(CHECK_NAMES.length * ITEM_STATUSES.length);
+  #fillMs: number[] | undefined;
+  #tradeMs: number[] | undefined;
   readonly #tolerances = new Map<string, { value: Dec; text: string }>();
   #orders: InternalOrders | undefined;
 
@@ -199,6 +201,28 @@ export class Run {
   get orders(): InternalOrders {
     if (!this.#orders) this.#orders = new InternalOrders(this.books.orders);
     return this.#orders;
+  }
+
+  /** Each internal fill's time in ms, read once for every check that needs it. */
+  get fillMs(): readonly number[] {
+    if (!this.#fillMs) {
+      const fills = this.books.fills;
+      const ms = new Array<number>(fills.length);
+      for (let i = 0; i < fills.length; i++) ms[i] = timeMs(fills[i]!.timestamp);
+      this.#fillMs = ms;
+    }
+    return this.#fillMs;
+  }
+
+  /** Each exchange trade's time in ms, likewise. */
+  get tradeMs(): readonly number[] {
+    if (!this.#tradeMs) {
+      const trades = this.exchange.trades;
+      const ms = new Array<number>(trades.length);
+      for (let i = 0; i < trades.length; i++) ms[i] = timeMs(trades[i]!.timestamp);
+      this.#tradeMs = ms;
+    }
+    return this.#tradeMs;
   }
 
   /** The account of the order a fill belongs to; an unknown order counts under the default account. */

@@ -10,7 +10,7 @@ import {
   type ReconcileOutcome,
   type ReconcileSettingsInput,
 } from '../schemas/reconcile.js';
-import { Run, timeMs } from './context.js';
+import { Run } from './context.js';
 import { buildPlan } from './corrections.js';
 import { checkFills, checkOrders } from './orders.js';
 import { checkPnl, groupFills } from './pnl.js';
@@ -86,8 +86,7 @@ export function reconcile(input: ReconcileInput): ReconcileResult {
   checkPositions(run);
   checkOrders(run);
   const fills = input.books.fills;
-  const fillMs = new Array<number>(fills.length);
-  for (let i = 0; i < fills.length; i++) fillMs[i] = timeMs(fills[i]!.timestamp);
+  const fillMs = run.fillMs;
   checkFills(run, fillMs);
   const groups = groupFills(run, fillMs);
   const pnl = checkPnl(run, groups, fillMs);

@@ -152,9 +152,12 @@ export function checkOrders(run: Run): void {
   let settled: Set<string> | undefined;
   const hasSettledTrades = (e: ExchangeOrder): boolean => {
     if (!settled) {
-      settled = new Set();
-      for (const t of run.exchange.trades)
-        if (timeMs(t.timestamp) <= run.inFlightAfter) settled.add(t.exchange_order_id);
+      const ids = new Set<string>();
+      const ms = run.tradeMs;
+      run.exchange.trades.forEach((t, i) => {
+        if ((ms[i] as number) <= run.inFlightAfter) ids.add(t.exchange_order_id);
+      });
+      settled = ids;
     }
     return settled.has(e.exchange_order_id);
   };
@@ -484,7 +487,7 @@ export function checkFills(run: Run, fillMs: readonly number[]): void {
   const pairOfFill = pairing.pairOfMine;
   run.counters.exchange_duplicate_trades += pairing.repeats.length;
   // Read in the venue's own order: in the loop below trades come in the books' order.
-  const tradeMs = trades.map((t) => timeMs(t.timestamp));
+  const tradeMs = run.tradeMs;
   const repeated = new Set(pairing.repeats.map((r) => r.theirs));
   const onlyTheirs: number[] = [];
   const seenOnlyTheirs = new Set<string>();

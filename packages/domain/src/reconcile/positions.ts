@@ -35,9 +35,12 @@ function recentMoves(run: Run): AsOf {
     map.set(key, (map.get(key) ?? new Dec(0)).plus(signed(side, quantity)));
   };
   const internal = new Map<string, Dec>();
-  for (const f of run.books.fills) {
-    if (timeMs(f.timestamp) > cutoff)
-      add(internal, `${run.accountOf(f.client_order_id)}:${f.symbol}`, f.side, f.quantity);
+  const fills = run.books.fills;
+  const fillMs = run.fillMs;
+  for (let i = 0; i < fills.length; i++) {
+    if ((fillMs[i] as number) <= cutoff) continue;
+    const f = fills[i] as (typeof fills)[number];
+    add(internal, `${run.accountOf(f.client_order_id)}:${f.symbol}`, f.side, f.quantity);
   }
   const exchange = new Map<string, Dec>();
   const reading = new Map<string, Dec[]>();
@@ -45,8 +48,11 @@ function recentMoves(run: Run): AsOf {
   if (run.exchange.complete.trades) {
     const seen = new Set<string>();
     const during: Array<{ key: string; at: number; id: string; q: Dec }> = [];
-    for (const t of run.exchange.trades) {
-      const at = timeMs(t.timestamp);
+    const trades = run.exchange.trades;
+    const tradeMs = run.tradeMs;
+    for (let i = 0; i < trades.length; i++) {
+      const t = trades[i] as (typeof trades)[number];
+      const at = tradeMs[i] as number;
       if (at <= cutoff || at > positionsAt || seen.has(t.trade_id)) continue;
       seen.add(t.trade_id);
       const key = `${run.accountOf(t.client_order_id)}:${t.symbol}`;
