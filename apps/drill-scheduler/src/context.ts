@@ -37,6 +37,11 @@ export interface DrillContext {
   sandboxControlFor?: (target: ResolvedTarget, sandbox: SandboxProcess) => TargetControl | null;
   /** Each step as it ends (the CLI's live timeline). */
   onStep?: (drill: string, step: { name: string; status: string; detail: string; duration_ms: number }) => void;
+  /**
+   * The restore and reconcile jobs run in other processes, maybe on other hosts: sandboxes
+   * must then be made in drills.sandboxDir, a directory they all share (distributed mode).
+   */
+  sharedSandboxRequired?: boolean;
   /** Where a failed drill or a missed target is told; default: the webhook of drills.webhookUrlEnv, if set. */
   alerts?: AlertSender | null;
   now?: () => Date;

@@ -97,8 +97,14 @@ async function main(): Promise<void> {
   const consumer = await bus.consume(
     'drill',
     async (payload, job) => {
+      // lifeboat.yaml as it is now: the schedule follows its edits, and so do the drills.
+      const current = await loadConfig(path).then(createRuntime, (err: Error) => {
+        log.warn({ err: { message: err.message } }, 'drill: lifeboat.yaml does not load; using the one read at start');
+        return runtime;
+      });
       const ctx: DrillContext = {
-        runtime,
+        runtime: current,
+        sharedSandboxRequired: true,
         log: log.child({ jobId: job.jobId }),
         jobs: {
           backup: (req) => through<BackupResult>('backup', req),
@@ -110,7 +116,7 @@ async function main(): Promise<void> {
       record(report);
       await ingestAll(
         catalog,
-        runtime.store,
+        current.store,
         [report, ...(report.drills ?? [])].map((r) => layout.drillReport(r.target, r.id)),
         log,
       );

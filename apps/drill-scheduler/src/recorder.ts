@@ -1,5 +1,5 @@
 // A drill's timeline: each step timed, with what it found; the first failure stops the
-// drill, and the steps after it are recorded as skipped so the report shows the whole plan.
+// drill (the report's timeline ends at the failed step).
 
 import type { DrillStep } from '@lifeboat/domain';
 import { LifeboatError } from '@lifeboat/domain';
@@ -64,23 +64,6 @@ export class Recorder {
       record('FAILED', message);
       this.failure ??= `${name}: ${message}`;
       throw err instanceof StepFailed ? err : new StepFailed(name, message);
-    }
-  }
-
-  /** The planned steps a failure left unrun. */
-  skipRest(planned: readonly string[]): void {
-    const done = new Set(this.steps.map((s) => s.name));
-    const at = this.now().toISOString();
-    for (const name of planned) {
-      if (done.has(name)) continue;
-      this.steps.push({
-        name,
-        status: 'SKIPPED',
-        started_at: at,
-        finished_at: at,
-        duration_ms: 0,
-        detail: 'not run: an earlier step failed',
-      });
     }
   }
 }

@@ -3,7 +3,7 @@
 // The scheduler's leader keeps the schedule in BullMQ; each drill, queued by the CLI, runs
 // as jobs through the other workers and reports measured numbers.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -83,6 +83,8 @@ beforeAll(async () => {
   config = JSON.parse(init.stdout).config;
   // The store becomes a bucket on the S3 server.
   const doc = YAML.parse(readFileSync(config, 'utf8'));
+  // Every worker runs on this host: the shared sandbox directory is a local one.
+  doc.drills = { sandboxDir: join(dir, 'sandboxes') };
   doc.store = {
     type: 's3',
     endpoint: stack.s3.endpoint,
@@ -143,7 +145,7 @@ describe('the drill-scheduler with the other workers', () => {
     }
 
     const doc = YAML.parse(readFileSync(config, 'utf8'));
-    doc.drills = { schedule: { reconciliation: 'off', 'kill-switch': '15 9 * * TUE' } };
+    doc.drills = { ...doc.drills, schedule: { reconciliation: 'off', 'kill-switch': '15 9 * * TUE' } };
     writeFileSync(config, YAML.stringify(doc));
     const changed = await until('the edited schedule', async () => {
       const s = await bus.schedules('drill');
@@ -180,6 +182,8 @@ describe('the drill-scheduler with the other workers', () => {
       if (report.targets.rto_seconds !== null) expect(report.measured.rto_seconds, drill).toBeGreaterThan(0);
       if (report.targets.rpo_seconds !== null) expect(report.measured.rpo_seconds, drill).toBeGreaterThanOrEqual(0);
     }
+    // Every sandbox was removed from the shared directory.
+    expect(readdirSync(join(dir, 'sandboxes')).filter((f) => !f.startsWith('.'))).toEqual([]);
     // The reports are in the S3 store, listed by the CLI.
     const list = await lifeboat(['drill', 'list', '--json'], env);
     expect(JSON.parse(list.stdout).drills.length).toBeGreaterThanOrEqual(7);

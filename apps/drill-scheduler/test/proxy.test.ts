@@ -34,7 +34,7 @@ describe('the read-only venue proxy', () => {
         headers: { 'X-MBX-APIKEY': 'k1' },
       });
       expect(change.status).toBe(403);
-      expect((await change.json()).msg).toContain('read only');
+      expect(((await change.json()) as { msg: string }).msg).toContain('read only');
     }
     expect(seen).toEqual([{ method: 'GET', url: '/api/v3/openOrders?timestamp=1&signature=abc', key: 'k1' }]);
     expect({ forwarded: proxy.forwarded, refused: proxy.refused }).toEqual({ forwarded: 1, refused: 3 });

@@ -497,6 +497,10 @@ export function reconcileStep(s: RunState, full: boolean): PlanStep {
     [s.dest.databaseLabel ?? '(no database)', 'the exchange (read only)'],
     async () => {
       if (!s.request.reconcile) return { skipped: true, outcome: 'not asked to reconcile: not ready to trade' };
+      if (s.dest.kind === 'sandbox' && !s.dest.sqlite && !s.dest.postgresUrl) {
+        // Never the production books in their place: corrections would be applied to them.
+        return { skipped: true, outcome: 'the sandbox has no database to reconcile: not ready to trade' };
+      }
       if (!s.target.config.exchange && !s.target.config.api) {
         return {
           skipped: true,

@@ -142,6 +142,7 @@ describe('cron', () => {
   it('names the field that is wrong', () => {
     expect(() => parseCron('60 * * * *')).toThrow(/minute: 60 is outside 0–59/);
     expect(() => parseCron('0 2 * * MON#6')).toThrow(/DOW#n with n from 1 to 5/);
+    expect(() => parseCron('0 2 * * MON#1,MON#3')).toThrow(/one DOW#n per schedule/);
     expect(() => parseCron('0 2 * *')).toThrow(/4 fields; five are needed/);
     expect(() => parseCron('0 2 * FOO *')).toThrow(/month: "FOO" is not a number or a name/);
     expect(() => drillSchedules({ schedule: { 'kill-switch': '0 2 * * XYZ' } })).toThrow(

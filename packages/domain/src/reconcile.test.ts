@@ -457,6 +457,26 @@ describe('reconciling', () => {
         expect(item?.rule).toContain(`as of ${before(5000)}`);
       });
 
+      it('takes a venue that leaves out a position just closed as flat, not as missing', () => {
+        const sell = order({ client_order_id: 'os', side: 'sell', quantity: '1', updated_at: before(2000) });
+        const fs = fill({
+          trade_id: 'ts',
+          client_order_id: 'os',
+          side: 'sell',
+          quantity: '1',
+          timestamp: before(2000),
+        });
+        const out = run({
+          orders: [old, sell],
+          fills: [f0, fs],
+          positions: [position({ quantity: '0' })],
+          exchangeOrders: [onExchange(old), onExchange(sell)],
+          trades: [asTrade(f0), asTrade(fs)],
+          exchangePositions: [],
+        });
+        expect(out.checks.position_match).toBe('PASS');
+      });
+
       it('still breaks on a difference older than the instant', () => {
         const out = run({
           orders: [old, o1],

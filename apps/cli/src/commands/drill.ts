@@ -3,9 +3,10 @@
 
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { createLockProvider, type Runtime } from '@lifeboat/adapters';
+import { existsSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { configPath, createLockProvider, type Runtime } from '@lifeboat/adapters';
 import {
   type BackupResult,
   DRILL_NAMES,
@@ -95,6 +96,7 @@ export async function drillRunCommand(drill: string, opts: DrillRunOptions): Pro
   const htmlFile = opts.html ? resolve(opts.html) : null;
   if (htmlFile || opts.open) {
     const file = htmlFile ?? join(runtime.loaded.baseDir, '.lifeboat', `${report.id}.html`);
+    await mkdir(dirname(file), { recursive: true });
     await writeFile(file, Buffer.from(await runtime.store.getBytes(htmlKey)));
     if (live) process.stderr.write(`HTML report written to ${file}\n`);
     if (opts.open) openInBrowser(file);
@@ -197,11 +199,9 @@ export async function drillScheduleCommand(
   if (!Number.isInteger(count) || count < 1 || count > 10_000) {
     throw new LifeboatError('INVALID_REQUEST', `--count must be a whole number from 1 to 10000, got "${opts.count}"`);
   }
-  // The schedule reads lifeboat.yaml when there is one; the catalog's defaults otherwise.
-  const runtime = await openRuntime(opts).catch((err) => {
-    if (opts.config) throw err;
-    return null;
-  });
+  // The schedule reads lifeboat.yaml when there is one (a broken one is an error); the
+  // catalog's defaults when there is none.
+  const runtime = existsSync(configPath(opts.config)) || opts.config ? await openRuntime(opts) : null;
   const { runs, neverFires } = upcomingDrills(drillSchedules(runtime?.loaded.config.drills), from, count);
   if (opts.json) {
     printJson(runs);

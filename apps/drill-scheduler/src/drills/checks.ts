@@ -6,7 +6,8 @@ import { type DrillRun, type Measured, newestBackup, seconds } from './common.js
 
 export async function backupVerify(run: DrillRun): Promise<Measured> {
   const { backup } = await run.rec.step('pick-backup', async () => {
-    const picked = await newestBackup(run);
+    // The newest, even one a check already found damaged: this drill is the check.
+    const picked = await newestBackup(run, { usable: false });
     return {
       ...picked,
       detail: `${picked.taken ? 'took' : 'newest is'} ${picked.backup.backupId}, made ${picked.backup.createdAt}`,

@@ -6,7 +6,7 @@ import { openBooksSource, type ResolvedTarget, resolvePath, withTargetCredential
 import { type BackupSummary, listBackups } from '@lifeboat/backup';
 import { compactUtc, type DrillName, type DrillRequest, type DrillsConfig, type RestoreResult } from '@lifeboat/domain';
 import type { DrillContext } from '../context.js';
-import type { Recorder } from '../recorder.js';
+import { type Recorder, StepFailed } from '../recorder.js';
 import { dropScratchDatabase } from './scratch.js';
 
 export interface DrillRun {
@@ -34,8 +34,14 @@ export interface Measured {
 export const seconds = (ms: number): number => Math.round(ms) / 1000;
 
 /** The newest backup of the target, taking one when there is none (a first drill on a new target). */
-export async function newestBackup(run: DrillRun): Promise<{ backup: BackupSummary; taken: boolean }> {
-  const existing = (await listBackups(run.ctx.runtime, run.target.name)).at(-1);
+export async function newestBackup(
+  run: DrillRun,
+  { usable = true }: { usable?: boolean } = {},
+): Promise<{ backup: BackupSummary; taken: boolean }> {
+  // As a real recovery picks it (`--backup latest`): the newest not known to be damaged.
+  const existing = (await listBackups(run.ctx.runtime, run.target.name))
+    .filter((b) => !usable || b.verification?.ok !== false)
+    .at(-1);
   if (existing) return { backup: existing, taken: false };
   const made = await run.ctx.jobs.backup({
     target: run.target.name,
@@ -54,14 +60,25 @@ export async function restoreIntoSandbox(
   scenario: 'db-corruption' | 'server-loss',
   backupId: string,
 ): Promise<RestoreResult> {
+  const shared = run.config.sandboxDir
+    ? join(
+        resolvePath(run.ctx.runtime.loaded.baseDir, run.config.sandboxDir),
+        `${run.target.name}-${run.drill}-${compactUtc(run.disasterAt)}`,
+      )
+    : null;
+  if (!shared && run.ctx.sharedSandboxRequired) {
+    throw new StepFailed(
+      'restore',
+      'drills.sandboxDir is not set: in distributed mode the restore worker makes the sandbox, the reconciler reads it and this worker removes it, so it must be a directory all three share',
+    );
+  }
+  // Removed whatever happens, even when the restore job itself fails half-way.
+  if (shared) run.cleanups.push(() => rm(shared, { recursive: true, force: true }));
   const result = await run.ctx.jobs.restore({
     target: run.target.name,
     scenario,
     backup: backupId,
-    // A shared sandbox directory (drills.sandboxDir) when the restore worker runs elsewhere.
-    destination: run.config.sandboxDir
-      ? `sandbox:${join(resolvePath(run.ctx.runtime.loaded.baseDir, run.config.sandboxDir), `${run.target.name}-${run.drill}-${compactUtc(run.disasterAt)}`)}`
-      : 'sandbox',
+    destination: shared ? `sandbox:${shared}` : 'sandbox',
     // The drill reconciles on its own, after measuring what the restore alone kept.
     reconcile: false,
     reason: `drill ${run.drill}`,

@@ -145,10 +145,10 @@ export async function killSwitchDrill(run: DrillRun): Promise<Measured> {
 /** The opted-in production drill: halt, confirm nothing works at the venue, and put the switch back. */
 async function killSwitchInProduction(run: DrillRun, limitMs: number): Promise<Measured> {
   const ks = (run.ctx.killSwitchFor ?? createKillSwitch)(run.target);
-  const apiUrl = run.target.config.api?.url.replace(/\/+$/, '');
-  if (!apiUrl) throw new StepFailed('activate', `targets.${run.target.name}.api is needed to confirm the halt`);
+  const apiUrl = run.target.config.api?.url.replace(/\/+$/, '') ?? '';
   const before = await ks.status();
   const { rto } = await run.rec.step('activate', async () => {
+    check(apiUrl !== '', 'activate', `targets.${run.target.name}.api is needed to confirm the halt`);
     const t0 = Date.now();
     await ks.activate(`drill ${run.drill} (production, opted in)`);
     const at = await untilHalted(ks, apiUrl, limitMs);
@@ -249,29 +249,39 @@ export async function vendorConnectivityLoss(run: DrillRun): Promise<Measured> {
     };
   });
   await run.rec.step('reconcile-fails-closed', async () => {
-    const rec = await run.ctx.jobs
-      .reconcile({
-        target: run.target.name,
-        recoveryType: `drill ${run.drill}`,
-        ...(copy.database ? { internal: copy.database } : {}),
-        exchange: copy.apiUrl,
-        apply: false,
-        store: false,
-        requestedBy: `drill:${run.request.requestedBy}`,
-      })
-      .then(
-        (r) => ({ verdict: r.report.verdict, ready: r.report.ready_to_trade, checks: r.report.checks, error: null }),
-        (err: Error) => ({ verdict: null, ready: false, checks: null, error: err.message }),
-      );
-    check(
-      !rec.ready,
-      'reconcile-fails-closed',
-      `the reconciliation said ready to trade (${rec.verdict}) with the exchange cut`,
-    );
-    return {
-      detail: rec.error ? `refused: ${rec.error}` : `${rec.verdict}, not ready to trade`,
-      evidence: { reconciliation: rec },
+    // A report is needed: one that did not pass because the venue did not answer. An error
+    // (a reconciler that could not reach the copy, a bad request) proves nothing.
+    const r = await run.ctx.jobs.reconcile({
+      target: run.target.name,
+      recoveryType: `drill ${run.drill}`,
+      ...(copy.database ? { internal: copy.database } : {}),
+      exchange: copy.apiUrl,
+      apply: false,
+      store: false,
+      requestedBy: `drill:${run.request.requestedBy}`,
+    });
+    const report = r.report;
+    const unanswered = Object.keys(r.sourceErrors);
+    const evidence = {
+      reconciliation: {
+        verdict: report.verdict,
+        ready: report.ready_to_trade,
+        checks: report.checks,
+        sourceErrors: r.sourceErrors,
+      },
     };
+    Object.assign(run.rec.evidence, evidence);
+    check(
+      !report.ready_to_trade,
+      'reconcile-fails-closed',
+      `the reconciliation said ready to trade (${report.verdict}) with the exchange cut`,
+    );
+    check(
+      unanswered.length > 0,
+      'reconcile-fails-closed',
+      `not ready (${report.verdict}), but not for want of the venue: every part of the snapshot arrived`,
+    );
+    return { detail: `${report.verdict}, not ready to trade; no answer for ${unanswered.join(', ')}`, evidence };
   });
   return { rto_seconds: rto, rpo: {} };
 }

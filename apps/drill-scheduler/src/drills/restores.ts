@@ -64,13 +64,15 @@ async function restoreSteps(run: DrillRun, scenario: 'db-corruption' | 'server-l
 async function reconciled(run: DrillRun, result: RestoreResult): Promise<number> {
   const { at } = await run.rec.step('reconcile', async () => {
     const books = result.destination.database;
+    // Never the target's own books: a sandbox with none has nothing to reconcile.
+    if (!books) throw new StepFailed('reconcile', 'the sandbox has no database to reconcile');
     if (!run.target.config.exchange && !run.target.config.api) {
       throw new StepFailed('reconcile', `targets.${run.target.name} has no exchange source: never ready to trade`);
     }
     const r = await run.ctx.jobs.reconcile({
       target: run.target.name,
       recoveryType: `drill ${run.drill}`,
-      ...(books ? { internal: books } : {}),
+      internal: books,
       apply: true,
       // Production keeps trading on the venue: its working orders are taken as the kill
       // switch of a real recovery would leave them, cancelled.

@@ -176,10 +176,9 @@ async function runOne(
   try {
     measured = await RUNNERS[drill](run);
   } catch (err) {
-    if (!(err instanceof StepFailed)) {
-      rec.failure ??= err instanceof Error ? err.message : String(err);
-    }
-    rec.skipRest([]);
+    // A step records its own failure; anything thrown outside one is recorded here.
+    rec.failure ??=
+      err instanceof StepFailed ? `${err.step}: ${err.message}` : err instanceof Error ? err.message : String(err);
   } finally {
     for (const cleanup of run.cleanups.reverse()) {
       await cleanup().catch((err: Error) =>

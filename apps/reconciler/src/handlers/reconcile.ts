@@ -131,6 +131,15 @@ export async function reconcile(payload: unknown, ctx: ReconcileContext): Promis
     runtime && (request.target || !(request.internal && request.exchange)) ? runtime.target(request.target) : null;
   const baseDir = runtime?.loaded.baseDir ?? process.cwd();
   const profile = target?.config.reconcile?.profile;
+  // Taking working orders as cancelled is for a copy of the books (a drill's sandbox): never the target's own.
+  if (
+    !request.internal &&
+    (request.settings?.openOrdersAsCancelled || target?.config.reconcile?.settings?.openOrdersAsCancelled)
+  ) {
+    throw new LifeboatError('INVALID_REQUEST', 'openOrdersAsCancelled is only for a copy of the books (--internal)', {
+      hint: "it stands for a kill switch that did not really cancel anything; never use it on the target's own books",
+    });
+  }
   const books: BooksStore = request.internal
     ? openBooksSource(withTargetCredentials(request.internal, target?.config.database, env), profile)
     : openTargetBooks(target?.config.database ?? null, target?.root ?? baseDir, profile, env);

@@ -4,7 +4,7 @@
 export interface Alert {
   /** One line for people: what happened and where to look. */
   text: string;
-  kind: 'drill_failed' | 'target_missed' | 'backup_stale' | 'schedule_never_fires';
+  kind: 'drill_failed' | 'target_missed' | 'backup_stale' | 'schedule_never_fires' | 'schedule_rejected';
   target: string;
   [field: string]: unknown;
 }

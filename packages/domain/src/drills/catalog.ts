@@ -109,13 +109,14 @@ export const DRILLS: Readonly<Record<DrillName, DrillDefinition>> = {
     title: 'Full DR simulation',
     scenario: 'Full DR Simulation',
     hypothesis: 'Every drill of the catalog, in turn, holds its hypothesis.',
+    // The restores first, while the newest backup is youngest (SIMULATION_ORDER).
     steps: [
       'backup-verify',
+      'database-restore',
+      'cold-restore',
       'reconciliation',
       'kill-switch',
       'shadow-failover',
-      'database-restore',
-      'cold-restore',
       'vendor-connectivity-loss',
     ],
     rto: null,

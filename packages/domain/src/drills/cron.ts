@@ -95,6 +95,10 @@ export function parseCron(source: string): CronSchedule {
   const nth = new Set<number>();
   let dowText = dow;
   if (dow.includes('#')) {
+    // BullMQ's parser (cron-parser) takes one DOW#n per pattern, not a list: one drill, one n.
+    if (dow.includes(',')) {
+      throw bad(source, `day-of-week: "${dow}" — one DOW#n per schedule (a list of them is not supported)`);
+    }
     for (const item of dow.split(',')) {
       const m = /^([A-Za-z]+|\d)#([1-5])$/.exec(item);
       if (!m)
@@ -139,7 +143,7 @@ function dayMatches(s: CronSchedule, year: number, month: number, day: number): 
 }
 
 const DAY_MS = 86_400_000;
-/** Far enough for any schedule that can fire at all (a 5th Monday in some February comes within 28 years). */
+/** Thirty years ahead: a schedule with no firing by then (30 February) is taken as one that never fires. */
 const HORIZON_DAYS = 366 * 30;
 
 /** The first firing strictly after `after` (to the minute), or null when the schedule never fires. */

@@ -97,8 +97,24 @@ export function checkPositions(run: Run): void {
 
   const keys = [...new Set([...internal.keys(), ...external.keys()])].sort();
   for (const key of keys) {
-    const bookRow = internal.get(key);
-    const venueRow = external.get(key);
+    let bookRow = internal.get(key);
+    let venueRow = external.get(key);
+    // A side with no row but with moves since the instant held 0 then-adjusted: a venue that
+    // leaves out flat positions, books that drop them. Compared as a row of 0.
+    const movedAny = (m: Dec | undefined) => m !== undefined && !m.isZero();
+    const movesHere = movedAny(asOf.internal.get(key));
+    const movesThere = movedAny(asOf.exchange.get(key)) || (asOf.reading.get(key)?.length ?? 0) > 0;
+    if ((movesHere || movesThere) && bookRow && !venueRow && complete) {
+      venueRow = { account: bookRow.account, symbol: bookRow.symbol, quantity: '0' };
+    } else if ((movesHere || movesThere) && venueRow && !bookRow) {
+      bookRow = {
+        account: venueRow.account,
+        symbol: venueRow.symbol,
+        quantity: '0',
+        avg_entry_price: '0',
+        realized_pnl: '0',
+      };
+    }
     const account = (bookRow ?? venueRow)!.account;
     const symbol = (bookRow ?? venueRow)!.symbol;
     // Both sides as of asOf.at (see recentMoves); unchanged when nothing moved since.

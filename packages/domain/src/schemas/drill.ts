@@ -55,7 +55,7 @@ export type RpoTargetName = keyof RpoTargets;
 /** lifeboat.yaml `drills:`. */
 export const DrillsConfig = z
   .object({
-    /** The target drills run against (default: the only, or the first, target). */
+    /** The target drills run against (default: the only target; needed when there are several). */
     target: TargetName.optional(),
     targets: z
       .object({ rto: RtoTargets.prefault({}), rpo: RpoTargets.prefault({}) })
@@ -76,7 +76,7 @@ export const DrillRequest = z
     drill: DrillName,
     target: TargetName.optional(),
     requestedBy: z.string().min(1).default('unknown'),
-    /** The scheduled instant, for a fired schedule (makes the job id deterministic). */
+    /** The scheduled instant of a fired schedule, when the scheduler gives it (informational). */
     scheduledAt: z.string().optional(),
   })
   .strict();
