@@ -2,40 +2,20 @@
 // separate processes on the local Redis, an S3 store and a PostgreSQL target trading live.
 // The scheduler's leader keeps the schedule in BullMQ; each drill, queued by the CLI, runs
 // as jobs through the other workers and reports measured numbers.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { BullMqJobBus, PostgresCatalog } from '@lifeboat/adapters';
 import { type DrillReport, drillSchedules, nextRun } from '@lifeboat/domain';
-import { freePort, getTestStack, lifeboat, REPO_ROOT, type TestStack, uniqueName } from '@lifeboat/testkit';
+import { freePort, getTestStack, lifeboat, startWorker, type TestStack, uniqueName } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
 
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
 const APPS = ['backup', 'restore', 'reconciler', 'drill-scheduler'] as const;
-
-function startWorker(app: (typeof APPS)[number], env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'apps', app, 'dist', 'main.js')], {
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (line) => {
-      try {
-        const entry = JSON.parse(line) as { msg?: string };
-        if (entry.msg === `${app} worker started`) resolve(child);
-      } catch {
-        // not a log line
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`${app} worker exited early with code ${code}`)));
-  });
-}
 
 async function until<T>(what: string, fn: () => Promise<T | null>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
@@ -112,7 +92,7 @@ beforeAll(async () => {
     { DATABASE_URL: databaseUrl },
   );
   expect(start.code, start.stderr).toBe(0);
-  for (const app of APPS) workers.push(await startWorker(app, env));
+  for (const app of APPS) workers.push((await startWorker(app, env)).child);
   bus = new BullMqJobBus({ url: stack.redis.url, prefix });
   // The first backup, through the backup worker.
   const backup = await lifeboat(['backup', '--json'], env);

@@ -1,14 +1,10 @@
-// Drills run for real through the built `lifeboat` command on a demo target trading live:
-// the paper-trader and its venue as processes, restores into sandboxes, copies of the target
-// started and killed, the exchange cut; every number in the reports is measured.
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import type { DrillReport } from '@lifeboat/domain';
-import { type CliRun, freePort, getTestStack, lifeboat, type TestStack } from '@lifeboat/testkit';
+import { type CliRun, checksums, freePort, getTestStack, lifeboat, type TestStack } from '@lifeboat/testkit';
 import pg from 'pg';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -25,19 +21,6 @@ function reportOf(run: CliRun): DrillReport {
   } catch {
     throw new Error(`not a JSON report (exit ${run.code}): ${run.stdout.slice(0, 500)} ${run.stderr.slice(-3000)}`);
   }
-}
-
-function checksums(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else out[relative(root, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
-    }
-  };
-  walk(root);
-  return out;
 }
 
 /** A webhook receiver on a free port, keeping every JSON body posted to it. */

@@ -1,27 +1,13 @@
-import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import type { RestoreResult } from '@lifeboat/domain';
-import { lifeboat } from '@lifeboat/testkit';
+import { checksums, lifeboat } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 // Whole recoveries with real processes: minutes on a loaded 2-core machine, not seconds.
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
-
-function checksums(root: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      if (e.isDirectory()) walk(p);
-      else out[relative(root, p)] = createHash('sha256').update(readFileSync(p)).digest('hex');
-    }
-  };
-  walk(root);
-  return out;
-}
 
 let dir: string;
 let config: string;

@@ -1,10 +1,9 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import type { RestoreResult } from '@lifeboat/domain';
-import { type CliRun, freePort, getTestStack, lifeboat, type TestStack } from '@lifeboat/testkit';
+import { type CliRun, checksums, freePort, getTestStack, lifeboat, type TestStack } from '@lifeboat/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
@@ -48,20 +47,6 @@ function expectNoOrdersAfterActivation(result: RestoreResult, samples: Array<[nu
   const counts = samples.filter(([t]) => t >= after).map(([, n]) => n);
   expect(counts.length).toBeGreaterThan(3);
   expect(new Set(counts).size).toBe(1);
-}
-
-function checksums(root: string, skip: (rel: string) => boolean): Record<string, string> {
-  const out: Record<string, string> = {};
-  const walk = (dir: string) => {
-    for (const e of readdirSync(dir, { withFileTypes: true })) {
-      const p = join(dir, e.name);
-      const rel = relative(root, p);
-      if (e.isDirectory()) walk(p);
-      else if (!skip(rel)) out[rel] = createHash('sha256').update(readFileSync(p)).digest('hex');
-    }
-  };
-  walk(root);
-  return out;
 }
 
 let stack: TestStack;

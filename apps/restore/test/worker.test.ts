@@ -1,36 +1,17 @@
 // The restore and reconciler workers as separate processes on the local Redis: `lifeboat
 // restore` in distributed mode queues the plan, the restore worker runs it (with a Redis
 // lease), and its reconcile step goes through the job bus to the reconciler worker.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import type { RestoreResult } from '@lifeboat/domain';
-import { freePort, getTestStack, lifeboat, REPO_ROOT, type TestStack, uniqueName } from '@lifeboat/testkit';
+import { freePort, getTestStack, lifeboat, startWorker, type TestStack, uniqueName } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 // Whole recoveries with real processes: minutes on a loaded 2-core machine, not seconds.
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
-
-function startWorker(
-  app: 'restore' | 'reconciler',
-  env: NodeJS.ProcessEnv,
-): Promise<{ child: ChildProcess; ops: string }> {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'apps', app, 'dist', 'main.js')], {
-    env,
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
-    lines.on('line', (line) => {
-      const entry = JSON.parse(line) as { msg?: string; ops?: string };
-      if (entry.msg === `${app} worker started` && entry.ops) resolve({ child, ops: entry.ops });
-    });
-    child.once('exit', (code) => reject(new Error(`${app} worker exited early with code ${code}`)));
-  });
-}
 
 let stack: TestStack;
 let dir: string;

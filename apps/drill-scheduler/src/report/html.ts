@@ -26,17 +26,7 @@ export async function drillHistory(store: ObjectStore, target: string): Promise<
   for (const key of keys.slice(-HISTORY_LIMIT)) {
     try {
       const r = JSON.parse(Buffer.from(await store.getBytes(key)).toString('utf8')) as DrillReport;
-      if (r.drill === 'full-simulation') continue;
-      out.push({
-        id: r.id,
-        drill: r.drill,
-        started_at: r.started_at,
-        verdict: r.verdict,
-        rto_seconds: r.measured.rto_seconds,
-        rto_target: r.targets.rto_seconds,
-        rpo_seconds: r.measured.rpo_seconds,
-        rpo_target: r.targets.rpo_seconds,
-      });
+      if (r.drill !== 'full-simulation') out.push(summaryOf(r));
     } catch {
       // An unreadable report is left out of the history, not fatal to this one.
     }
