@@ -5,12 +5,13 @@ import {
   configPath,
   createLogger,
   createRuntime,
+  exitOnStartupFailure,
   ingestAll,
   loadConfig,
   openCatalogFromEnv,
   serveWorker,
 } from '@lifeboat/adapters';
-import { isLifeboatError, type JobContext, layout } from '@lifeboat/domain';
+import { type JobContext, layout } from '@lifeboat/domain';
 import { TOOL_VERSION } from './context.js';
 import { backup } from './handlers/backup.js';
 import { createBackupMetrics } from './metrics.js';
@@ -18,16 +19,6 @@ import { createBackupMetrics } from './metrics.js';
 // The lock file pins AWS SDK releases that support Node 20; its end-of-support notice is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const log = createLogger('backup');
-
-function exitCodeFor(err: unknown): number {
-  return isLifeboatError(err) && ['INVALID_CONFIG', 'INVALID_REQUEST', 'NOT_FOUND'].includes(err.code) ? 2 : 1;
-}
-
-function fail(err: unknown): never {
-  const message = isLifeboatError(err) ? err.describe() : (err as Error).message;
-  log.error({ err: isLifeboatError(err) ? err.toJSON() : { message } }, message);
-  process.exit(exitCodeFor(err));
-}
 
 async function main(): Promise<void> {
   const mode = process.argv[2] ?? 'worker';
@@ -111,4 +102,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch(fail);
+main().catch(exitOnStartupFailure(log));

@@ -9,6 +9,7 @@ import {
   createLockProvider,
   createLogger,
   createRuntime,
+  exitOnStartupFailure,
   ingestAll,
   loadConfig,
   openCatalogFromEnv,
@@ -18,7 +19,6 @@ import { listBackups } from '@lifeboat/backup';
 import {
   type BackupResult,
   type DrillReport,
-  isLifeboatError,
   layout,
   type ReconcileJobResult,
   type RestoreResult,
@@ -32,12 +32,6 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const log = createLogger('drill-scheduler');
 const VERSION = '0.1.0';
 const JOB_TIMEOUT_MS = 6 * 3600_000;
-
-function fail(err: unknown): never {
-  const message = isLifeboatError(err) ? err.describe() : (err as Error).message;
-  log.error({ err: isLifeboatError(err) ? err.toJSON() : { message } }, message);
-  process.exit(isLifeboatError(err) && ['INVALID_CONFIG', 'INVALID_REQUEST'].includes(err.code) ? 2 : 1);
-}
 
 async function main(): Promise<void> {
   const path = configPath();
@@ -157,4 +151,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch(fail);
+main().catch(exitOnStartupFailure(log));

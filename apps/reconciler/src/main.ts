@@ -5,24 +5,19 @@ import {
   configPath,
   createLogger,
   createRuntime,
+  exitOnStartupFailure,
   ingestAll,
   loadConfig,
   openCatalogFromEnv,
   serveWorker,
 } from '@lifeboat/adapters';
-import { isLifeboatError, LifeboatError } from '@lifeboat/domain';
+import { LifeboatError } from '@lifeboat/domain';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { reconcile } from './handlers/reconcile.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const log = createLogger('reconciler');
 const VERSION = '0.1.0';
-
-function fail(err: unknown): never {
-  const message = isLifeboatError(err) ? err.describe() : (err as Error).message;
-  log.error({ err: isLifeboatError(err) ? err.toJSON() : { message } }, message);
-  process.exit(isLifeboatError(err) && ['INVALID_CONFIG', 'INVALID_REQUEST'].includes(err.code) ? 2 : 1);
-}
 
 async function main(): Promise<void> {
   const loaded = await loadConfig(configPath());
@@ -107,4 +102,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch(fail);
+main().catch(exitOnStartupFailure(log));

@@ -7,24 +7,19 @@ import {
   createLockProvider,
   createLogger,
   createRuntime,
+  exitOnStartupFailure,
   ingestAll,
   loadConfig,
   openCatalogFromEnv,
   serveWorker,
 } from '@lifeboat/adapters';
-import { compactUtc, isLifeboatError, layout, type ReconcileJobResult } from '@lifeboat/domain';
+import { compactUtc, layout, type ReconcileJobResult } from '@lifeboat/domain';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { restore } from './handlers/restore.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const log = createLogger('restore');
 const VERSION = '0.1.0';
-
-function fail(err: unknown): never {
-  const message = isLifeboatError(err) ? err.describe() : (err as Error).message;
-  log.error({ err: isLifeboatError(err) ? err.toJSON() : { message } }, message);
-  process.exit(isLifeboatError(err) && ['INVALID_CONFIG', 'INVALID_REQUEST'].includes(err.code) ? 2 : 1);
-}
 
 async function main(): Promise<void> {
   const loaded = await loadConfig(configPath());
@@ -98,4 +93,4 @@ async function main(): Promise<void> {
   });
 }
 
-main().catch(fail);
+main().catch(exitOnStartupFailure(log));

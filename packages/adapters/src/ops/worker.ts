@@ -1,6 +1,7 @@
 // The part every worker process shares: its ops server on LIFEBOAT_OPS_HOST/PORT, a
 // "<app> worker started" line, and a graceful stop on SIGTERM/SIGINT (finish the current
 // job, close what is open, exit 0).
+import { isLifeboatError } from '@lifeboat/domain';
 import type { Registry } from 'prom-client';
 import { createOpsServer } from './server.js';
 
@@ -47,4 +48,16 @@ export async function serveWorker(options: ServeWorkerOptions): Promise<void> {
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));
   process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+/**
+ * How a worker process ends when it cannot start: one log line naming what is wrong, and
+ * exit 2 for configuration or usage (a retry cannot help), 1 otherwise.
+ */
+export function exitOnStartupFailure(log: { error(obj: object, msg?: string): void }): (err: unknown) => never {
+  return (err) => {
+    const message = isLifeboatError(err) ? err.describe() : (err as Error).message;
+    log.error({ err: isLifeboatError(err) ? err.toJSON() : { message } }, message);
+    process.exit(isLifeboatError(err) && ['INVALID_CONFIG', 'INVALID_REQUEST', 'NOT_FOUND'].includes(err.code) ? 2 : 1);
+  };
 }
