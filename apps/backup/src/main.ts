@@ -1,8 +1,10 @@
 // The backup app's process: a BullMQ worker on queue `backup` with an ops server (default),
 // or `once` mode that runs one backup and exits non-zero on failure (a Kubernetes CronJob).
 import {
+  auditedHandler,
   BullMqJobBus,
   configPath,
+  createAuditTrail,
   createLogger,
   createRuntime,
   exitOnStartupFailure,
@@ -83,9 +85,15 @@ async function main(): Promise<void> {
     prefix: process.env.LIFEBOAT_QUEUE_PREFIX ?? 'lifeboat',
     onError: (err) => log.error({ err: { message: err.message } }, 'redis connection error'),
   });
-  const consumer = await bus.consume('backup', (payload, job) => run(payload, job), {
-    concurrency: Number(process.env.LIFEBOAT_CONCURRENCY ?? 1),
-  });
+  // Every job it runs goes into the audit trail (completed or failed, with a small summary).
+  const audit = await createAuditTrail(runtime, { log });
+  const consumer = await bus.consume(
+    'backup',
+    auditedHandler(audit.trail, 'backup', (payload, job) => run(payload, job), { actor: 'backup-worker', log }),
+    {
+      concurrency: Number(process.env.LIFEBOAT_CONCURRENCY ?? 1),
+    },
+  );
   await serveWorker({
     app: 'backup',
     queue: 'backup',
@@ -98,7 +106,7 @@ async function main(): Promise<void> {
       await runtime.store.check();
       return null;
     },
-    close: [() => consumer.close(), () => bus.close()],
+    close: [() => consumer.close(), () => bus.close(), () => audit.close()],
   });
 }
 

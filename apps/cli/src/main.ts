@@ -1,7 +1,9 @@
 // The `lifeboat` command: the operator's entry point to every Lifeboat operation.
 import { Command, CommanderError, Option } from 'commander';
+import { auditListCommand, auditVerifyCommand } from './commands/audit.js';
 import { backupCommand, extractCommand, listCommand, pruneCommand, verifyCommand } from './commands/backup.js';
 import { catalogSyncCommand } from './commands/catalog.js';
+import { consoleCommand, consoleTokenCommand } from './commands/console.js';
 import { demoInitCommand } from './commands/demo.js';
 import { demoStartCommand, demoStopCommand } from './commands/demo-run.js';
 import { drillListCommand, drillReportCommand, drillRunCommand, drillScheduleCommand } from './commands/drill.js';
@@ -179,6 +181,30 @@ withGlobals(catalog.command('sync'))
   .description('rebuild the catalog from the store (the source of truth): every record upserted, stale rows removed')
   .option('--json', 'print one JSON result')
   .action(run((opts: Parameters<typeof catalogSyncCommand>[0]) => catalogSyncCommand(opts)));
+
+const audit = program.command('audit').description('the tamper-evident audit trail of who did what');
+withGlobals(audit.command('verify'))
+  .description('recompute the hash chain (and compare the catalog copy); names the first broken entry')
+  .option('--json', 'print one JSON result')
+  .action(run((opts: Parameters<typeof auditVerifyCommand>[0]) => auditVerifyCommand(opts)));
+withGlobals(audit.command('list'))
+  .description('the newest audit entries')
+  .option('--limit <n>', 'how many', '20')
+  .option('--json', 'print one JSON result')
+  .action(run((opts: Parameters<typeof auditListCommand>[0]) => auditListCommand(opts)));
+
+const consoleCmd = withGlobals(program.command('console'))
+  .description('the console: API, dashboard and queue board (embedded unless LIFEBOAT_REDIS_URL is set)')
+  .option('--port <n>', 'port to listen on', process.env.LIFEBOAT_CONSOLE_PORT ?? '9200')
+  .option('--host <address>', 'address to listen on', process.env.LIFEBOAT_CONSOLE_HOST ?? '127.0.0.1')
+  .action(run((opts: Parameters<typeof consoleCommand>[0]) => consoleCommand(opts)));
+withGlobals(consoleCmd.command('token'))
+  .description('make a console token; prints it once, with the grant line that lets it in')
+  .requiredOption('--name <name>', 'who it is for (two-person rules compare names)')
+  .requiredOption('--role <role>', 'viewer, operator, approver or admin')
+  .option('--add', 'append the grant to the tokens file ($LIFEBOAT_CONSOLE_TOKENS_FILE, or .lifeboat/console-tokens)')
+  .option('--json', 'print one JSON result')
+  .action(run((opts: Parameters<typeof consoleTokenCommand>[0]) => consoleTokenCommand(opts)));
 
 try {
   await program.parseAsync(process.argv);

@@ -4,8 +4,10 @@
 import { hostname } from 'node:os';
 import {
   alertSenderFromEnv,
+  auditedHandler,
   BullMqJobBus,
   configPath,
+  createAuditTrail,
   createLockProvider,
   createLogger,
   createRuntime,
@@ -88,34 +90,44 @@ async function main(): Promise<void> {
     const { jobId } = await bus.enqueue(queue, payload, { attempts: 1 });
     return (await bus.result(queue, jobId, { timeoutMs: JOB_TIMEOUT_MS })) as T;
   };
+  // Every job it runs goes into the audit trail (completed or failed, with a small summary).
+  const audit = await createAuditTrail(runtime, { log });
   const consumer = await bus.consume(
     'drill',
-    async (payload, job) => {
-      // lifeboat.yaml as it is now: the schedule follows its edits, and so do the drills.
-      const current = await loadConfig(path).then(createRuntime, (err: Error) => {
-        log.warn({ err: { message: err.message } }, 'drill: lifeboat.yaml does not load; using the one read at start');
-        return runtime;
-      });
-      const ctx: DrillContext = {
-        runtime: current,
-        sharedSandboxRequired: true,
-        log: log.child({ jobId: job.jobId }),
-        jobs: {
-          backup: (req) => through<BackupResult>('backup', req),
-          restore: (req) => through<RestoreResult>('restore', req),
-          reconcile: (req) => through<ReconcileJobResult>('reconcile', req),
-        },
-      };
-      const report = await runDrill(payload, ctx);
-      record(report);
-      await ingestAll(
-        catalog,
-        current.store,
-        [report, ...(report.drills ?? [])].map((r) => layout.drillReport(r.target, r.id)),
-        log,
-      );
-      return report;
-    },
+    auditedHandler(
+      audit.trail,
+      'drill',
+      async (payload, job) => {
+        // lifeboat.yaml as it is now: the schedule follows its edits, and so do the drills.
+        const current = await loadConfig(path).then(createRuntime, (err: Error) => {
+          log.warn(
+            { err: { message: err.message } },
+            'drill: lifeboat.yaml does not load; using the one read at start',
+          );
+          return runtime;
+        });
+        const ctx: DrillContext = {
+          runtime: current,
+          sharedSandboxRequired: true,
+          log: log.child({ jobId: job.jobId }),
+          jobs: {
+            backup: (req) => through<BackupResult>('backup', req),
+            restore: (req) => through<RestoreResult>('restore', req),
+            reconcile: (req) => through<ReconcileJobResult>('reconcile', req),
+          },
+        };
+        const report = await runDrill(payload, ctx);
+        record(report);
+        await ingestAll(
+          catalog,
+          current.store,
+          [report, ...(report.drills ?? [])].map((r) => layout.drillReport(r.target, r.id)),
+          log,
+        );
+        return report;
+      },
+      { actor: 'drill-scheduler-worker', log },
+    ),
     { concurrency: 1 },
   );
 
@@ -147,7 +159,13 @@ async function main(): Promise<void> {
       await runtime.store.check();
       return null;
     },
-    close: [() => scheduler.stop(), () => consumer.close(), () => bus.close(), () => locks.close()],
+    close: [
+      () => scheduler.stop(),
+      () => consumer.close(),
+      () => bus.close(),
+      () => locks.close(),
+      () => audit.close(),
+    ],
   });
 }
 

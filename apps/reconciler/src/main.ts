@@ -1,8 +1,10 @@
 // The reconciler's process: a BullMQ worker on queue `reconcile` with an ops server
 // (/health, /ready, /metrics). Restore plans and drills send it jobs through the job bus.
 import {
+  auditedHandler,
   BullMqJobBus,
   configPath,
+  createAuditTrail,
   createLogger,
   createRuntime,
   exitOnStartupFailure,
@@ -55,35 +57,42 @@ async function main(): Promise<void> {
     prefix: process.env.LIFEBOAT_QUEUE_PREFIX ?? 'lifeboat',
     onError: (err) => log.error({ err: { message: err.message } }, 'redis connection error'),
   });
+  // Every job it runs goes into the audit trail (completed or failed, with a small summary).
+  const audit = await createAuditTrail(runtime, { log });
   const consumer = await bus.consume(
     'reconcile',
-    async (payload, job) => {
-      const target = (payload as { target?: string } | null)?.target ?? 'unknown';
-      // Job data lives in Redis: a database URL with a password must come from the config's urlEnv.
-      const internal = (payload as { internal?: unknown } | null)?.internal;
-      if (typeof internal === 'string' && /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/i.test(internal)) {
-        throw new LifeboatError(
-          'INVALID_REQUEST',
-          'reconcile request: internal carries a password; job data must not',
-          {
-            hint: "reconcile the target's configured database instead (its URL comes from the environment)",
-          },
-        );
-      }
-      const started = Date.now();
-      try {
-        const result = await reconcile(payload, { runtime, log: log.child({ jobId: job.jobId }) });
-        const verdict = result.report.verdict;
-        duration.observe({ target, verdict }, (Date.now() - started) / 1000);
-        jobs.inc({ target, verdict });
-        if (result.report.ready_to_trade) lastPass.set({ target }, Date.now() / 1000);
-        await ingestAll(catalog, runtime.store, [result.reportKey], log);
-        return result;
-      } catch (err) {
-        jobs.inc({ target, verdict: 'error' });
-        throw err;
-      }
-    },
+    auditedHandler(
+      audit.trail,
+      'reconcile',
+      async (payload, job) => {
+        const target = (payload as { target?: string } | null)?.target ?? 'unknown';
+        // Job data lives in Redis: a database URL with a password must come from the config's urlEnv.
+        const internal = (payload as { internal?: unknown } | null)?.internal;
+        if (typeof internal === 'string' && /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/i.test(internal)) {
+          throw new LifeboatError(
+            'INVALID_REQUEST',
+            'reconcile request: internal carries a password; job data must not',
+            {
+              hint: "reconcile the target's configured database instead (its URL comes from the environment)",
+            },
+          );
+        }
+        const started = Date.now();
+        try {
+          const result = await reconcile(payload, { runtime, log: log.child({ jobId: job.jobId }) });
+          const verdict = result.report.verdict;
+          duration.observe({ target, verdict }, (Date.now() - started) / 1000);
+          jobs.inc({ target, verdict });
+          if (result.report.ready_to_trade) lastPass.set({ target }, Date.now() / 1000);
+          await ingestAll(catalog, runtime.store, [result.reportKey], log);
+          return result;
+        } catch (err) {
+          jobs.inc({ target, verdict: 'error' });
+          throw err;
+        }
+      },
+      { actor: 'reconciler-worker', log },
+    ),
     { concurrency: Number(process.env.LIFEBOAT_CONCURRENCY ?? 1) },
   );
   await serveWorker({
@@ -98,7 +107,7 @@ async function main(): Promise<void> {
       await runtime.store.check();
       return null;
     },
-    close: [() => consumer.close(), () => bus.close()],
+    close: [() => consumer.close(), () => bus.close(), () => audit.close()],
   });
 }
 

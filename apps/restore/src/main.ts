@@ -2,8 +2,10 @@
 // reconcile through the job bus (queue `reconcile`), so a reconciler worker must run too.
 import { hostname } from 'node:os';
 import {
+  auditedHandler,
   BullMqJobBus,
   configPath,
+  createAuditTrail,
   createLockProvider,
   createLogger,
   createRuntime,
@@ -16,6 +18,7 @@ import {
 import { compactUtc, layout, type ReconcileJobResult } from '@lifeboat/domain';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { restore } from './handlers/restore.js';
+import { timelineProgress } from './plan.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const log = createLogger('restore');
@@ -52,29 +55,37 @@ async function main(): Promise<void> {
   });
   const locks = createLockProvider({ redisUrl, dir: loaded.baseDir, prefix });
   let seq = 0;
+  // Every job it runs goes into the audit trail (completed or failed, with a small summary).
+  const audit = await createAuditTrail(runtime, { log });
   const consumer = await bus.consume(
     'restore',
-    async (payload, job) => {
-      const result = await restore(payload, {
-        runtime,
-        log: log.child({ jobId: job.jobId }),
-        locks,
-        holder: `restore worker ${hostname()}:${process.pid} job ${job.jobId}`,
-        reconcile: async (request) => {
-          const jobId = `reconcile:${request.target}:restore:${job.jobId}:${++seq}`;
-          await bus.enqueue('reconcile', request, { jobId });
-          return (await bus.result('reconcile', jobId, { timeoutMs: 3600_000 })) as ReconcileJobResult;
-        },
-      });
-      jobs.inc({ target: result.target, scenario: result.scenario, outcome: result.outcome });
-      if (!result.dryRun) {
-        const key = layout.restoreRecord(result.target, compactUtc(new Date(result.startedAt)), result.scenario);
-        await ingestAll(catalog, runtime.store, [key], log);
-      }
-      if (result.rto.toReadyMs !== null)
-        rto.set({ target: result.target, scenario: result.scenario }, result.rto.toReadyMs / 1000);
-      return result;
-    },
+    auditedHandler(
+      audit.trail,
+      'restore',
+      async (payload, job) => {
+        const result = await restore(payload, {
+          runtime,
+          log: log.child({ jobId: job.jobId }),
+          locks,
+          holder: `restore worker ${hostname()}:${process.pid} job ${job.jobId}`,
+          onStep: timelineProgress(job.progress),
+          reconcile: async (request) => {
+            const jobId = `reconcile:${request.target}:restore:${job.jobId}:${++seq}`;
+            await bus.enqueue('reconcile', request, { jobId });
+            return (await bus.result('reconcile', jobId, { timeoutMs: 3600_000 })) as ReconcileJobResult;
+          },
+        });
+        jobs.inc({ target: result.target, scenario: result.scenario, outcome: result.outcome });
+        if (!result.dryRun) {
+          const key = layout.restoreRecord(result.target, compactUtc(new Date(result.startedAt)), result.scenario);
+          await ingestAll(catalog, runtime.store, [key], log);
+        }
+        if (result.rto.toReadyMs !== null)
+          rto.set({ target: result.target, scenario: result.scenario }, result.rto.toReadyMs / 1000);
+        return result;
+      },
+      { actor: 'restore-worker', log },
+    ),
     { concurrency: Number(process.env.LIFEBOAT_CONCURRENCY ?? 1) },
   );
   await serveWorker({
@@ -89,7 +100,7 @@ async function main(): Promise<void> {
       await runtime.store.check();
       return null;
     },
-    close: [() => consumer.close(), () => bus.close(), () => locks.close()],
+    close: [() => consumer.close(), () => bus.close(), () => locks.close(), () => audit.close()],
   });
 }
 

@@ -1,6 +1,6 @@
 // A plan of named steps run in order, each timed and recorded (start, end, outcome,
 // evidence). The first failure stops the plan; the steps after it stay NOT_STARTED.
-import { isLifeboatError, type StepRecord } from '@lifeboat/domain';
+import { isLifeboatError, type JobProgress, type StepRecord, type TimelineStep } from '@lifeboat/domain';
 
 export interface StepOutcome {
   outcome: string;
@@ -59,4 +59,23 @@ export async function runPlan(
     if (record.status === 'FAILED') return { steps: records, failed: record };
   }
   return { steps: records, failed: null };
+}
+
+/**
+ * An onStep that reports the whole timeline so far as job progress, so a status page or a
+ * late watcher sees every step, not only the newest.
+ */
+export function timelineProgress(progress: (p: JobProgress) => void): (step: StepRecord) => void {
+  const steps = new Map<string, TimelineStep>();
+  return (step) => {
+    steps.set(step.name, {
+      name: step.name,
+      status: step.status,
+      ...(step.startedAt ? { startedAt: step.startedAt } : {}),
+      ...(step.endedAt ? { endedAt: step.endedAt } : {}),
+      ...(step.durationMs !== undefined ? { durationMs: step.durationMs } : {}),
+      ...(step.outcome ? { outcome: step.outcome } : {}),
+    });
+    progress({ phase: step.name, detail: step.status, timeline: [...steps.values()] });
+  };
 }

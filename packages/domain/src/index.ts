@@ -1,5 +1,6 @@
 // Lifeboat's domain: contracts, schemas, ports and pure policies. No I/O happens here.
 
+export * from './audit.js';
 export * from './drills/catalog.js';
 export * from './drills/cron.js';
 export * from './drills/schedule.js';
@@ -7,6 +8,7 @@ export * from './errors.js';
 export * from './glob.js';
 export * from './ids.js';
 export * from './layout.js';
+export * from './ports/audit-trail.js';
 export * from './ports/books-store.js';
 export * from './ports/database-engine.js';
 export * from './ports/exchange-source.js';

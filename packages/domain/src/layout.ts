@@ -24,6 +24,15 @@ export const layout = {
   /** `<id>` is `<compact UTC start>-<drill>`, so keys sort by time. */
   drillReport: (target: string, id: string) => `${target}/drills/${id}.json`,
   drillHtml: (target: string, id: string) => `${target}/drills/${id}.html`,
+  killSwitchRequestsPrefix: (target: string) => `${target}/kill-switch/requests/`,
+  /** A request to deactivate, waiting for a second person's approval; `<id>` starts with its compact UTC time. */
+  killSwitchRequest: (target: string, id: string) => `${target}/kill-switch/requests/${id}.json`,
+  /** The audit trail is the store's, not a target's: `_` cannot begin a target name, so no target meets it. */
+  auditPrefix: '_lifeboat/audit/',
+  /** One entry per object; seq zero-padded to 12 digits, so keys sort by seq. */
+  auditEntry: (seq: number) => `_lifeboat/audit/${String(seq).padStart(12, '0')}.json`,
+  /** `{seq, hash}` of the newest entry: a shortcut for appends, checked against the entries. */
+  auditHead: '_lifeboat/audit/HEAD.json',
 } as const;
 
 /** Splits `<target>/backups/<id>/<rest>` into its parts, or null for any other key. */
@@ -31,4 +40,10 @@ export function parseBackupKey(key: string): { target: string; backupId: string;
   const m = /^([^/]+)\/backups\/([^/]+)\/(.+)$/.exec(key);
   if (!m) return null;
   return { target: m[1] as string, backupId: m[2] as string, rest: m[3] as string };
+}
+
+/** The seq of an audit entry's key (`_lifeboat/audit/000000000042.json` → 42), or null for any other key. */
+export function parseAuditKey(key: string): number | null {
+  const m = /^_lifeboat\/audit\/(\d{12})\.json$/.exec(key);
+  return m ? Number(m[1]) : null;
 }

@@ -7,9 +7,12 @@ import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { REPO_ROOT } from './cli.js';
 
-export type WorkerApp = 'backup' | 'restore' | 'reconciler' | 'drill-scheduler';
+export type WorkerApp = 'backup' | 'restore' | 'reconciler' | 'drill-scheduler' | 'console';
 
-/** Starts `apps/<app>/dist/main.js` and resolves once it logs that it started (with its ops address). */
+/**
+ * Starts `apps/<app>/dist/main.js` and resolves once it logs that it started, with its ops
+ * address (the console's own address, where its ops routes are too).
+ */
 export function startWorker(app: WorkerApp, env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; ops: string }> {
   const child = spawn(process.execPath, [join(REPO_ROOT, 'apps', app, 'dist', 'main.js')], {
     env,
@@ -19,8 +22,10 @@ export function startWorker(app: WorkerApp, env: NodeJS.ProcessEnv): Promise<{ c
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     lines.on('line', (line) => {
       try {
-        const entry = JSON.parse(line) as { msg?: string; ops?: string };
-        if (entry.msg === `${app} worker started` && entry.ops) resolve({ child, ops: entry.ops });
+        const entry = JSON.parse(line) as { msg?: string; ops?: string; url?: string };
+        const started = app === 'console' ? 'console started' : `${app} worker started`;
+        const address = entry.ops ?? entry.url;
+        if (entry.msg === started && address) resolve({ child, ops: address });
       } catch {
         // not a log line
       }

@@ -5,16 +5,15 @@ import { randomUUID } from 'node:crypto';
 import { appendFile, mkdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { createKillSwitch, createLockProvider, type Runtime } from '@lifeboat/adapters';
+import { createKillSwitch, createLockProvider } from '@lifeboat/adapters';
 import {
   LifeboatError,
-  layout,
   type ReconcileJobResult,
   RestoreRequest,
   type RestoreResult,
   type StepRecord,
 } from '@lifeboat/domain';
-import { restore } from '@lifeboat/restore';
+import { deactivationEvidence, restore } from '@lifeboat/restore';
 import { cliLogger, distributed, type GlobalOptions, openBus, openRuntime } from '../context.js';
 import { EXIT, formatDuration, printJson } from '../output.js';
 
@@ -170,21 +169,6 @@ export interface KillSwitchOptions extends GlobalOptions {
   json?: boolean;
 }
 
-/** The newest stored reconciliation report of a target, if any. */
-async function latestReconciliation(runtime: Runtime, target: string) {
-  let newest: string | null = null;
-  for await (const o of runtime.store.list(layout.reconciliationsPrefix(target))) {
-    if (o.key.endsWith('.json') && (newest === null || o.key > newest)) newest = o.key;
-  }
-  if (!newest) return null;
-  const report = JSON.parse(Buffer.from(await runtime.store.getBytes(newest)).toString('utf8')) as {
-    timestamp: string;
-    verdict: string;
-    ready_to_trade: boolean;
-  };
-  return { key: newest, ...report };
-}
-
 export async function killSwitchCommand(action: string, opts: KillSwitchOptions): Promise<number> {
   if (!['status', 'activate', 'deactivate'].includes(action)) {
     throw new LifeboatError(
@@ -208,20 +192,7 @@ export async function killSwitchCommand(action: string, opts: KillSwitchOptions)
     reading = await ks.activate(opts.reason as string, { by: who, via: 'lifeboat-cli' });
   } else if (action === 'deactivate') {
     // Trading resumes only on a passing reconciliation that started after the last halt.
-    const lastOn = [...(reading.file?.events ?? [])].reverse().find((e) => e.activated);
-    const rec = await latestReconciliation(runtime, target.name);
-    const refuse = (why: string) =>
-      new LifeboatError('CONFLICT', `kill switch stays ON: ${why}`, {
-        hint: 'run `lifeboat reconcile` (with --apply --sign-off <name> if it finds breaks) and deactivate again',
-      });
-    if (!rec) throw refuse('no reconciliation report for this target');
-    if (!rec.ready_to_trade)
-      throw refuse(`the newest reconciliation (${rec.key}) is ${rec.verdict}, not ready to trade`);
-    if (lastOn && Date.parse(rec.timestamp) < Date.parse(lastOn.timestamp)) {
-      throw refuse(
-        `the newest passing reconciliation (${rec.timestamp}) is older than the activation at ${lastOn.timestamp}`,
-      );
-    }
+    const rec = await deactivationEvidence(runtime, target.name, reading);
     reading = await ks.deactivate(opts.reason as string, { by: who, via: 'lifeboat-cli', reconciliation: rec.key });
     note = `reconciliation ${rec.key} (${rec.verdict})`;
   }

@@ -3,9 +3,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { layout } from '@lifeboat/domain';
 import { getTestStack, type TestStack } from '@lifeboat/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { StoreAuditTrail } from '../audit/store.js';
+import { FileLockProvider } from '../lock/file.js';
 import { FsObjectStore } from '../object-store/fs.js';
 import { PostgresCatalog } from './postgres.js';
 
@@ -90,7 +93,7 @@ async function query<T extends pg.QueryResultRow>(sql: string): Promise<T[]> {
 describe('the PostgreSQL catalog', () => {
   it('applies its migrations once', async () => {
     const catalog = new PostgresCatalog(url);
-    expect(await catalog.migrate()).toEqual([1]);
+    expect(await catalog.migrate()).toEqual([1, 2]);
     expect(await catalog.migrate()).toEqual([]);
     expect(new URL(catalog.location).password).toBe('');
   });
@@ -148,5 +151,40 @@ describe('the PostgreSQL catalog', () => {
     expect(await catalog.counts('demo')).toMatchObject({ lifeboat_restores: 0, lifeboat_drills: 2 });
     // The same sync twice changes nothing more.
     expect((await catalog.sync(store, ['demo'])).removed).toBe(0);
+  });
+
+  it('mirrors audit entries as stored, keeps a row that already exists, and sync adds only the missing ones', async () => {
+    const catalog = new PostgresCatalog(url);
+    const locks = mkdtempSync(join(tmpdir(), 'lifeboat-catalog-locks-'));
+    const trail = new StoreAuditTrail({ store, locks: new FileLockProvider({ dir: locks }) });
+    const first = await trail.append({
+      actor: 'ops',
+      action: 'backup.completed',
+      target: 'demo',
+      details: { bytes: 10 },
+    });
+    const second = await trail.append({ actor: 'restore-worker', action: 'restore.failed', outcome: 'failed' });
+    expect(await catalog.appendAudit(first)).toBe(true);
+    expect(await catalog.appendAudit({ ...first, actor: 'someone else' })).toBe(false);
+    const [row] = await catalog.auditEntries();
+    expect(row).toEqual({
+      seq: 1,
+      at: first.at,
+      actor: 'ops',
+      action: 'backup.completed',
+      target: 'demo',
+      outcome: 'ok',
+      details: { bytes: 10 },
+      prev_hash: first.prevHash,
+      hash: first.hash,
+      entry: first,
+    });
+    // An entry that does not parse is left to `lifeboat audit verify`, not copied.
+    await store.put(layout.auditEntry(3), Buffer.from('{"seq": 3, "not": "an entry"}'));
+    const result = await catalog.sync(store, ['demo']);
+    expect(result.auditLog).toEqual({ entries: 3, added: 1, skipped: 1 });
+    expect((await catalog.auditEntries()).map((r) => r.entry)).toEqual([first, second]);
+    expect((await catalog.sync(store, ['demo'])).auditLog).toEqual({ entries: 3, added: 0, skipped: 1 });
+    rmSync(locks, { recursive: true, force: true });
   });
 });

@@ -2,7 +2,7 @@
 // and for SQL. The store stays the source of truth: every row is rebuilt from an object, and
 // `lifeboat catalog sync` makes the tables match the store again.
 import type { ObjectStore } from '@lifeboat/domain';
-import { LifeboatError } from '@lifeboat/domain';
+import { AuditEntry, LifeboatError, layout, parseAuditKey } from '@lifeboat/domain';
 import pg from 'pg';
 import { parseUrl } from '../database/postgres.js';
 import { type AuditEventRow, type CatalogRecord, isCatalogKey, recordFromObject } from './records.js';
@@ -67,6 +67,26 @@ CREATE TABLE lifeboat_audit_events (
 );
 CREATE INDEX lifeboat_audit_events_target_at ON lifeboat_audit_events (target, at);`,
   },
+  {
+    version: 2,
+    // The audit trail's mirror (docs/FORMAT.md §8): the columns are for SQL, `entry` is the
+    // entry as stored, so verification can recompute its hash and check the columns against it.
+    sql: `
+CREATE TABLE lifeboat_audit_log (
+  seq bigint PRIMARY KEY,
+  at timestamptz NOT NULL,
+  actor text NOT NULL,
+  action text NOT NULL,
+  target text,
+  outcome text NOT NULL,
+  details jsonb NOT NULL,
+  prev_hash text NOT NULL,
+  hash text NOT NULL,
+  entry jsonb NOT NULL
+);
+CREATE INDEX lifeboat_audit_log_at ON lifeboat_audit_log (at);
+CREATE INDEX lifeboat_audit_log_target_at ON lifeboat_audit_log (target, at);`,
+  },
 ];
 
 /** The table each record kind lives in (verifications update their backup's row). */
@@ -83,6 +103,25 @@ export interface SyncResult {
   objects: number;
   rows: Record<keyof typeof TABLES | 'audit_events', number>;
   removed: number;
+  /**
+   * The audit trail: entries in the store, rows added for those the catalog lacked, and
+   * entries left out because they do not parse as entries (`lifeboat audit verify` names them).
+   */
+  auditLog: { entries: number; added: number; skipped: number };
+}
+
+/** A row of lifeboat_audit_log: the columns, and the entry as stored. */
+export interface AuditLogRow {
+  seq: number;
+  at: string;
+  actor: string;
+  action: string;
+  target: string | null;
+  outcome: string;
+  details: unknown;
+  prev_hash: string;
+  hash: string;
+  entry: unknown;
 }
 
 export class PostgresCatalog {
@@ -157,7 +196,10 @@ export class PostgresCatalog {
     return true;
   }
 
-  /** Makes the tables match the store's records for these targets: every record upserted, rows of vanished objects removed. */
+  /**
+   * Makes the tables match the store's records for these targets: every record upserted, rows
+   * of vanished objects removed; and adds the audit entries the catalog lacks (all targets').
+   */
   async sync(store: ObjectStore, targets: readonly string[]): Promise<SyncResult> {
     const records: CatalogRecord[] = [];
     let objects = 0;
@@ -173,6 +215,7 @@ export class PostgresCatalog {
     records.sort((a, b) => (a.kind === 'verification' ? 1 : 0) - (b.kind === 'verification' ? 1 : 0));
     return this.#with(async (c) => {
       await c.query('BEGIN');
+      let result: Omit<SyncResult, 'auditLog'>;
       try {
         const rows: SyncResult['rows'] = { backup: 0, restore: 0, reconciliation: 0, drill: 0, audit_events: 0 };
         const keys = new Set<string>();
@@ -201,11 +244,28 @@ export class PostgresCatalog {
         );
         removed += goneEvents.rowCount ?? 0;
         await c.query('COMMIT');
-        return { objects, rows, removed };
+        result = { objects, rows, removed };
       } catch (err) {
         await c.query('ROLLBACK').catch(() => {});
         throw err;
       }
+      return { ...result, auditLog: await copyMissingAudit(c, store) };
+    });
+  }
+
+  /** Adds an audit entry as stored; false when a row of its seq exists already (that row is left as it is). */
+  async appendAudit(entry: AuditEntry): Promise<boolean> {
+    return this.#with((c) => insertAudit(c, entry));
+  }
+
+  /** Every row of the audit log, in seq order. */
+  async auditEntries(): Promise<AuditLogRow[]> {
+    return this.#with(async (c) => {
+      const { rows } = await c.query<Omit<AuditLogRow, 'seq' | 'at'> & { seq: string; at: Date }>(
+        `SELECT seq, at, actor, action, target, outcome, details, prev_hash, hash, entry
+         FROM lifeboat_audit_log ORDER BY seq`,
+      );
+      return rows.map((r) => ({ ...r, seq: Number(r.seq), at: r.at.toISOString() }));
     });
   }
 
@@ -255,6 +315,55 @@ async function upsertEvent(c: pg.Client, e: AuditEventRow): Promise<void> {
      ON CONFLICT (id) DO UPDATE SET at = excluded.at, event = excluded.event, detail = excluded.detail`,
     [e.id, e.target, e.at, e.event, e.detail, e.source_key],
   );
+}
+
+/**
+ * Adds the store's audit entries the catalog lacks. Only missing ones: a row that differs from
+ * the store is evidence for `lifeboat audit verify`, so no row is rewritten or removed here.
+ * Each insert stands alone (they are idempotent), so one entry the catalog refuses costs only itself.
+ */
+async function copyMissingAudit(c: pg.Client, store: ObjectStore): Promise<SyncResult['auditLog']> {
+  const keys: Array<{ key: string; seq: number }> = [];
+  for await (const o of store.list(layout.auditPrefix)) {
+    const seq = parseAuditKey(o.key);
+    if (seq !== null) keys.push({ key: o.key, seq });
+  }
+  const { rows } = await c.query<{ seq: string }>('SELECT seq FROM lifeboat_audit_log');
+  const present = new Set(rows.map((r) => Number(r.seq)));
+  let added = 0;
+  let skipped = 0;
+  for (const { key, seq } of keys) {
+    if (present.has(seq)) continue;
+    try {
+      const parsed = AuditEntry.safeParse(JSON.parse(Buffer.from(await store.getBytes(key)).toString('utf8')));
+      if (parsed.success && parsed.data.seq === seq && (await insertAudit(c, parsed.data))) added++;
+      else skipped++;
+    } catch {
+      skipped++;
+    }
+  }
+  return { entries: keys.length, added, skipped };
+}
+
+/** Inserts one audit entry, its columns taken from the entry; `entry` keeps it whole. */
+async function insertAudit(c: pg.Client, entry: AuditEntry): Promise<boolean> {
+  const result = await c.query(
+    `INSERT INTO lifeboat_audit_log (seq, at, actor, action, target, outcome, details, prev_hash, hash, entry)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (seq) DO NOTHING`,
+    [
+      entry.seq,
+      entry.at,
+      entry.actor,
+      entry.action,
+      entry.target ?? null,
+      entry.outcome,
+      JSON.stringify(entry.details),
+      entry.prevHash,
+      entry.hash,
+      JSON.stringify(entry),
+    ],
+  );
+  return (result.rowCount ?? 0) > 0;
 }
 
 /** The catalog named by LIFEBOAT_CATALOG_URL, migrated; null when it is not set (embedded mode keeps the store alone). */

@@ -8,13 +8,16 @@ import {
   type JobContext,
   type JobHandler,
   type JobProgress,
+  type JobState,
+  type JobStatus,
   LifeboatError,
+  type QueueCounts,
   type QueueName,
   type WaitOptions,
 } from '@lifeboat/domain';
 import { type Job, Queue, QueueEvents, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { isRetryable, notFoundError, timeoutError, toJson } from './in-process.js';
+import { failureOf, isRetryable, notFoundError, timeoutError, toJson } from './in-process.js';
 
 export interface BullMqJobBusOptions {
   /** `redis://[user:password@]host:port[/db]` or `rediss://…`. */
@@ -254,6 +257,50 @@ export class BullMqJobBus implements JobBus {
         else if (state === 'active') deliver(job.progress);
       }).catch(abandon);
     });
+  }
+
+  async status(queue: QueueName, jobId: string): Promise<JobStatus> {
+    const q = await this.queue(queue);
+    const id = toBullJobId(jobId);
+    return this.call(async () => {
+      const base = { queue, jobId, progress: null, result: null, error: null, attemptsMade: 0 };
+      const job = await q.getJob(id);
+      if (!job) return { ...base, state: 'unknown' as const };
+      const raw = await job.getState();
+      const state: JobState =
+        raw === 'prioritized' || raw === 'waiting-children' || raw === 'waiting'
+          ? 'waiting'
+          : raw === 'active' || raw === 'delayed' || raw === 'completed' || raw === 'failed'
+            ? raw
+            : 'unknown';
+      let progress: JobProgress | null = null;
+      if (typeof job.progress === 'object' && job.progress !== null) {
+        const { _seq, ...report } = job.progress as StoredProgress;
+        progress = report;
+      }
+      return {
+        ...base,
+        state,
+        progress,
+        attemptsMade: job.attemptsMade,
+        result: state === 'completed' ? (job.returnvalue ?? null) : null,
+        error: state === 'failed' ? failureOf(decodeFailure(job.failedReason, queue, jobId)) : null,
+      };
+    });
+  }
+
+  async counts(queue: QueueName): Promise<QueueCounts> {
+    const q = await this.queue(queue);
+    const c = await this.call(() =>
+      q.getJobCounts('waiting', 'prioritized', 'waiting-children', 'active', 'delayed', 'completed', 'failed'),
+    );
+    return {
+      waiting: (c.waiting ?? 0) + (c.prioritized ?? 0) + (c['waiting-children'] ?? 0),
+      active: c.active ?? 0,
+      delayed: c.delayed ?? 0,
+      completed: c.completed ?? 0,
+      failed: c.failed ?? 0,
+    };
   }
 
   async consume(queue: QueueName, handler: JobHandler, options: { concurrency?: number } = {}): Promise<Consumer> {

@@ -8,7 +8,9 @@ import {
   type JobContext,
   type JobHandler,
   type JobProgress,
+  type JobStatus,
   LifeboatError,
+  type QueueCounts,
   type QueueName,
   type WaitOptions,
 } from '@lifeboat/domain';
@@ -33,6 +35,8 @@ interface LocalJob {
   state: JobState;
   progress: JobProgress | undefined;
   outcome: Promise<unknown>;
+  /** The result or the failure, once finished. */
+  settled?: { value: unknown } | { error: unknown };
   resolve(value: unknown): void;
   reject(err: unknown): void;
   watchers: Set<(p: JobProgress) => void>;
@@ -89,6 +93,12 @@ export function notFoundError(queue: QueueName, jobId: string): LifeboatError {
   return new LifeboatError('NOT_FOUND', `job ${queue}/${jobId} not found`, {
     hint: 'finished jobs are kept for 24 hours; was it enqueued on this job bus?',
   });
+}
+
+/** A failure as a status shows it: a code and a message, never a stack. */
+export function failureOf(err: unknown): { code: string; message: string } {
+  if (err instanceof LifeboatError) return { code: err.code, message: err.message };
+  return { code: 'INTERNAL', message: err instanceof Error ? err.message : String(err) };
 }
 
 export class InProcessJobBus implements JobBus {
@@ -186,6 +196,29 @@ export class InProcessJobBus implements JobBus {
         },
       );
     });
+  }
+
+  async status(queue: QueueName, jobId: string): Promise<JobStatus> {
+    this.prune();
+    const job = this.queue(queue).jobs.get(jobId);
+    const base = { queue, jobId, progress: null, result: null, error: null, attemptsMade: 0 };
+    if (!job) return { ...base, state: 'unknown' };
+    const settled = job.settled;
+    return {
+      ...base,
+      state: job.state,
+      progress: job.progress ?? null,
+      attemptsMade: job.attemptsMade,
+      result: settled && 'value' in settled ? settled.value : null,
+      error: settled && 'error' in settled ? failureOf(settled.error) : null,
+    };
+  }
+
+  async counts(queue: QueueName): Promise<QueueCounts> {
+    this.prune();
+    const counts: QueueCounts = { waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0 };
+    for (const job of this.queue(queue).jobs.values()) counts[job.state] += 1;
+    return counts;
   }
 
   async consume(queue: QueueName, handler: JobHandler, options: { concurrency?: number } = {}): Promise<Consumer> {
@@ -342,6 +375,7 @@ export class InProcessJobBus implements JobBus {
     job.state = state;
     job.finishedAt = Date.now();
     this.finished.push(job);
+    job.settled = state === 'completed' ? { value } : { error: value };
     if (state === 'completed') job.resolve(value);
     else job.reject(value);
   }

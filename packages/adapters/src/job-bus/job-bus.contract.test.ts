@@ -247,6 +247,59 @@ describe.each(adapters)('JobBus contract: $name', ({ setup }) => {
     expect(err).toMatchObject({ code: 'NOT_FOUND' });
   });
 
+  it('status() follows a job from waiting through active (with its progress) to completed, and counts() agrees', async () => {
+    const { producer, worker } = await setup();
+    expect((await producer.status('backup', 'backup:nowhere:never')).state).toBe('unknown');
+    const { jobId } = await producer.enqueue('backup', { target: 'prod' });
+    expect(await producer.status('backup', jobId)).toMatchObject({ state: 'waiting', progress: null, result: null });
+    expect(await producer.counts('backup')).toMatchObject({ waiting: 1, active: 0, completed: 0 });
+
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let reported = false;
+    await worker.consume('backup', async (_payload, ctx) => {
+      ctx.progress({ phase: 'upload', bytes: 10, totalBytes: 20 });
+      reported = true;
+      await gate;
+      return { backupId: 'b1' };
+    });
+    await until(() => reported);
+    let active = await producer.status('backup', jobId);
+    for (let i = 0; i < 50 && active.progress === null; i += 1) {
+      await sleep(20);
+      active = await producer.status('backup', jobId);
+    }
+    expect(active).toMatchObject({ state: 'active', progress: { phase: 'upload', bytes: 10, totalBytes: 20 } });
+    expect((await producer.counts('backup')).active).toBe(1);
+
+    release();
+    await producer.result('backup', jobId, { timeoutMs: 10_000 });
+    expect(await producer.status('backup', jobId)).toMatchObject({
+      state: 'completed',
+      result: { backupId: 'b1' },
+      error: null,
+      attemptsMade: expect.any(Number),
+    });
+    expect(await producer.counts('backup')).toMatchObject({ waiting: 0, active: 0, completed: 1, failed: 0 });
+  });
+
+  it('status() of a failed job gives its code and message', async () => {
+    const { producer, worker } = await setup();
+    await worker.consume('reconcile', async () => {
+      throw new LifeboatError('INVALID_REQUEST', 'reconcile request: target "x" is not configured');
+    });
+    const { jobId } = await producer.enqueue('reconcile', { target: 'x' });
+    await failureOf(producer.result('reconcile', jobId, { timeoutMs: 10_000 }));
+    expect(await producer.status('reconcile', jobId)).toMatchObject({
+      state: 'failed',
+      result: null,
+      error: { code: 'INVALID_REQUEST', message: 'reconcile request: target "x" is not configured' },
+    });
+    expect((await producer.counts('reconcile')).failed).toBe(1);
+  });
+
   it('a consumer runs at most its concurrency of jobs at once', async () => {
     const { producer, worker } = await setup();
     let running = 0;
