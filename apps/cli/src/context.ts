@@ -1,8 +1,18 @@
 // Shared set-up for commands: the configuration, the wired adapters, and the job bus —
 // in-process by default, BullMQ when LIFEBOAT_REDIS_URL is set.
-import { configPath, createJobBus, createLogger, createRuntime, loadConfig, type Runtime } from '@lifeboat/adapters';
+import {
+  type AuditTrailHandle,
+  auditedHandler,
+  configPath,
+  createAuditTrail,
+  createJobBus,
+  createLogger,
+  createRuntime,
+  loadConfig,
+  type Runtime,
+} from '@lifeboat/adapters';
 import { backup, type Logger } from '@lifeboat/backup';
-import type { JobBus } from '@lifeboat/domain';
+import type { JobBus, QueueName } from '@lifeboat/domain';
 import { reconcile } from '@lifeboat/reconciler';
 
 export interface GlobalOptions {
@@ -31,10 +41,60 @@ export async function openBus(runtime: Runtime): Promise<JobBus> {
   const bus = createJobBus();
   if (!distributed()) {
     const log = cliLogger();
-    await bus.consume('backup', (payload, job) =>
-      backup(payload, { runtime, log, progress: job.progress, signal: job.signal }),
+    const { trail } = await auditTrail(runtime);
+    const actor = cliActor();
+    await bus.consume(
+      'backup',
+      auditedHandler(
+        trail,
+        'backup',
+        (payload, job) => backup(payload, { runtime, log, progress: job.progress, signal: job.signal }),
+        { actor, log },
+      ),
     );
-    await bus.consume('reconcile', (payload) => reconcile(payload, { runtime, log }));
+    await bus.consume(
+      'reconcile',
+      auditedHandler(trail, 'reconcile', (payload) => reconcile(payload, { runtime, log }), { actor, log }),
+    );
   }
   return bus;
+}
+
+/** Who the CLI acts as in the audit trail. */
+export function cliActor(): string {
+  return `cli:${process.env.USER ?? 'unknown'}`;
+}
+
+let trailHandle: Promise<AuditTrailHandle> | undefined;
+
+/** The audit trail of this process (one per run); closeAuditTrail() releases its lock's connection. */
+export function auditTrail(runtime: Runtime): Promise<AuditTrailHandle> {
+  trailHandle ??= createAuditTrail(runtime, { log: cliLogger() });
+  return trailHandle;
+}
+
+export async function closeAuditTrail(): Promise<void> {
+  const handle = trailHandle;
+  trailHandle = undefined;
+  if (handle) await (await handle).close();
+}
+
+/**
+ * Runs work the CLI does itself in embedded mode (a restore, a drill) and records it in the
+ * audit trail as the worker of its queue would: `<queue>.completed` or `<queue>.failed`.
+ */
+export async function audited<T>(
+  runtime: Runtime,
+  queue: QueueName,
+  payload: unknown,
+  work: () => Promise<T>,
+): Promise<T> {
+  const { trail } = await auditTrail(runtime);
+  const handler = auditedHandler(trail, queue, async () => work(), { actor: cliActor(), log: cliLogger() });
+  return (await handler(payload, {
+    jobId: `cli:${process.pid}`,
+    attempt: 1,
+    progress() {},
+    signal: new AbortController().signal,
+  })) as T;
 }

@@ -22,7 +22,7 @@ import {
 } from '@lifeboat/domain';
 import { type DrillContext, drillHistory, runDrill } from '@lifeboat/drill-scheduler';
 import { restore } from '@lifeboat/restore';
-import { cliLogger, distributed, type GlobalOptions, openBus, openRuntime } from '../context.js';
+import { audited, cliLogger, distributed, type GlobalOptions, openBus, openRuntime } from '../context.js';
 import { EXIT, printJson } from '../output.js';
 
 export interface DrillRunOptions extends GlobalOptions {
@@ -86,7 +86,7 @@ export async function drillRunCommand(drill: string, opts: DrillRunOptions): Pro
             }),
         },
       };
-      report = await runDrill(request, ctx);
+      report = await audited(runtime, 'drill', request, () => runDrill(request, ctx));
     }
   } finally {
     await bus.close();

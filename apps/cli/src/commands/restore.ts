@@ -14,7 +14,17 @@ import {
   type StepRecord,
 } from '@lifeboat/domain';
 import { deactivationEvidence, restore } from '@lifeboat/restore';
-import { cliLogger, distributed, type GlobalOptions, openBus, openRuntime } from '../context.js';
+import {
+  audited,
+  auditTrail,
+  cliActor,
+  cliLogger,
+  closeAuditTrail,
+  distributed,
+  type GlobalOptions,
+  openBus,
+  openRuntime,
+} from '../context.js';
 import { EXIT, formatDuration, printJson } from '../output.js';
 
 export interface RestoreOptions extends GlobalOptions {
@@ -108,18 +118,20 @@ export async function restoreCommand(opts: RestoreOptions): Promise<number> {
       result = (await bus.result('restore', jobId, { timeoutMs: 6 * 3600_000 })) as RestoreResult;
       if (live) for (const s of result.steps) onStep(s);
     } else {
-      result = await restore(request, {
-        runtime,
-        log: cliLogger(),
-        locks: createLockProvider({ dir: join(runtime.loaded.baseDir, '.lifeboat', 'locks') }),
-        holder: `lifeboat restore (cli, pid ${process.pid}, ${process.env.USER ?? 'unknown'})`,
-        onStep,
-        reconcile: async (req) => {
-          const jobId = `reconcile:${req.target}:${randomUUID()}`;
-          await bus.enqueue('reconcile', req, { jobId });
-          return (await bus.result('reconcile', jobId, { timeoutMs: 3600_000 })) as ReconcileJobResult;
-        },
-      });
+      result = await audited(runtime, 'restore', request, () =>
+        restore(request, {
+          runtime,
+          log: cliLogger(),
+          locks: createLockProvider({ dir: join(runtime.loaded.baseDir, '.lifeboat', 'locks') }),
+          holder: `lifeboat restore (cli, pid ${process.pid}, ${process.env.USER ?? 'unknown'})`,
+          onStep,
+          reconcile: async (req) => {
+            const jobId = `reconcile:${req.target}:${randomUUID()}`;
+            await bus.enqueue('reconcile', req, { jobId });
+            return (await bus.result('reconcile', jobId, { timeoutMs: 3600_000 })) as ReconcileJobResult;
+          },
+        }),
+      );
     }
   } finally {
     await bus.close();
@@ -197,6 +209,18 @@ export async function killSwitchCommand(action: string, opts: KillSwitchOptions)
     note = `reconciliation ${rec.key} (${rec.verdict})`;
   }
   if (action !== 'status') {
+    // Lifeboat's own audit trail (hash-chained, in the store) records every change of the switch.
+    try {
+      const { trail } = await auditTrail(runtime);
+      await trail.append({
+        actor: cliActor(),
+        action: `kill_switch.${action}`,
+        target: target.name,
+        details: { reason: opts.reason, via: reading.via, state: reading.state, ...(note ? { evidence: note } : {}) },
+      });
+    } finally {
+      await closeAuditTrail();
+    }
     // The trail of who changed the switch and why, beside the target's own audit log.
     const exists = await stat(target.root).then(
       (s) => s.isDirectory(),

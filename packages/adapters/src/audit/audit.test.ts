@@ -451,6 +451,32 @@ describe('audited job handlers', () => {
     expect(entry?.details).not.toHaveProperty('steps');
   });
 
+  it('record a job that finished with a failure (a restore stopped at a step, a failed drill) as failed', async () => {
+    const store = await fsStore();
+    const trail = new StoreAuditTrail({ store, locks: new FileLockProvider({ dir: await tempDir('locks') }) });
+    const restoreJob = auditedHandler(
+      trail,
+      'restore',
+      async () => ({ outcome: 'FAILED', failedStep: 'fetch-backup' }),
+      {
+        actor: 'restore-worker',
+        log: { error: () => {} },
+      },
+    );
+    const drillJob = auditedHandler(trail, 'drill', async () => ({ id: 'd1', drill: 'kill-switch', verdict: 'FAIL' }), {
+      actor: 'drill-worker',
+      log: { error: () => {} },
+    });
+    await restoreJob({ target: 'demo' }, ctx('job-r'));
+    await drillJob({ target: 'demo' }, ctx('job-d'));
+    const entries = await trail.list();
+    expect(entries.map((e) => `${e.action} ${e.outcome}`)).toEqual([
+      'restore.completed failed',
+      'drill.completed failed',
+    ]);
+    expect(entries[0]?.details).toMatchObject({ failedStep: 'fetch-backup' });
+  });
+
   it('record a failed job with its code and message, and rethrow its error', async () => {
     const store = await fsStore();
     const trail = new StoreAuditTrail({ store, locks: new FileLockProvider({ dir: await tempDir('locks') }) });

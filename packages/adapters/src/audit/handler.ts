@@ -71,7 +71,11 @@ export function auditedHandler(
       });
       throw err;
     }
-    await record('completed', 'ok', payload, { jobId: ctx.jobId, ...summarize(result) });
+    // A job can finish and still report a failure (a restore that stopped at a step, a drill
+    // or reconciliation that did not pass): the trail says so in its outcome, not only in details.
+    const summary = summarize(result);
+    const failed = summary.outcome === 'FAILED' || summary.verdict === 'FAIL';
+    await record('completed', failed ? 'failed' : 'ok', payload, { jobId: ctx.jobId, ...summary });
     return result;
   };
 }
