@@ -64,3 +64,4 @@ lifeboat drill run full-simulation --config "$config" --html "$demo/drill-report
 
 printf '\nquickstart passed: backup verified, extracted copy identical, every drill within its targets.\n'
 printf 'The HTML report: %s. Try: lifeboat --help\n' "$demo/drill-report.html"
+printf 'The dashboard of these drills: npx lifeboat console --config %s (it prints a sign-in token)\n' "$config"

@@ -46,26 +46,26 @@ export function embeddedTokensFile(runtime: Runtime): string {
 
 async function tokensFor(options: StartOptions, env: NodeJS.ProcessEnv, distributed: boolean): Promise<TokenStore> {
   const file = env.LIFEBOAT_CONSOLE_TOKENS_FILE ?? (distributed ? undefined : embeddedTokensFile(options.runtime));
-  const exists = file
-    ? await readFile(file).then(
-        () => true,
-        () => false,
-      )
-    : false;
-  if (file && !exists && options.bootstrapToken && !env.LIFEBOAT_CONSOLE_TOKENS?.trim()) {
+  const present = async () =>
+    file
+      ? readFile(file).then(
+          () => true,
+          () => false,
+        )
+      : false;
+  if (file && !(await present()) && options.bootstrapToken && !env.LIFEBOAT_CONSOLE_TOKENS?.trim()) {
     const { token, line } = issueToken('admin', 'admin');
     await mkdir(dirname(file), { recursive: true });
     await writeFile(
       file,
       `# Console tokens: <name> <role> sha256:<hash>. Add more with \`lifeboat console token\`.\n${line}\n`,
-      {
-        mode: 0o600,
-        flag: 'wx',
-      },
+      { mode: 0o600, flag: 'wx' },
     );
     options.onNewToken?.(token, file);
   }
-  const tokens = await loadTokens(env, file && (exists || options.bootstrapToken) ? file : undefined);
+  // A file named in the environment must be readable; the embedded default is read when it exists.
+  const read = Boolean(env.LIFEBOAT_CONSOLE_TOKENS_FILE) || (await present());
+  const tokens = await loadTokens(env, file && read ? file : undefined);
   if (tokens.size === 0) {
     throw new LifeboatError('INVALID_CONFIG', 'the console has no tokens: nobody could sign in', {
       hint: 'set LIFEBOAT_CONSOLE_TOKENS_FILE (lines from `lifeboat console token --name <n> --role <r>`) or LIFEBOAT_CONSOLE_TOKENS',
