@@ -204,7 +204,12 @@ withGlobals(consoleCmd.command('token'))
   .requiredOption('--role <role>', 'viewer, operator, approver or admin')
   .option('--add', 'append the grant to the tokens file ($LIFEBOAT_CONSOLE_TOKENS_FILE, or .lifeboat/console-tokens)')
   .option('--json', 'print one JSON result')
-  .action(run((opts: Parameters<typeof consoleTokenCommand>[0]) => consoleTokenCommand(opts)));
+  // --config given after `token` is parsed by `console` (a global option): read both.
+  .action(
+    run((_opts: unknown, cmd: Command) =>
+      consoleTokenCommand(cmd.optsWithGlobals() as Parameters<typeof consoleTokenCommand>[0]),
+    ),
+  );
 
 try {
   await program.parseAsync(process.argv);
