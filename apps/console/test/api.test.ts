@@ -248,6 +248,25 @@ describe('access', () => {
   });
 });
 
+describe('ops', () => {
+  it('answers /health, /ready and /metrics without a token, with request, refusal and queue counts', async () => {
+    const app = await consoleWith();
+    expect((await app.inject({ url: '/health' })).json()).toMatchObject({ status: 'ok', app: 'console' });
+    expect((await app.inject({ url: '/ready' })).json()).toMatchObject({ status: 'ready' });
+    await app.inject({ url: '/api/me', headers: auth('vera') });
+    await app.inject({
+      method: 'POST',
+      url: '/api/targets/demo/drills',
+      headers: auth('vera'),
+      payload: { drill: 'kill-switch' },
+    });
+    const metrics = (await app.inject({ url: '/metrics' })).body;
+    expect(metrics).toMatch(/lifeboat_console_requests_total\{route="\/api\/me",method="GET",status="200"\} 1/);
+    expect(metrics).toMatch(/lifeboat_console_auth_failures_total\{status="403"\} 1/);
+    expect(metrics).toMatch(/lifeboat_queue_jobs\{queue="backup",state="waiting"\} 0/);
+  });
+});
+
 describe('OpenAPI', () => {
   it('serves a document at /docs that a real OpenAPI validator accepts', async () => {
     const app = await consoleWith();
