@@ -228,6 +228,7 @@ async function signIn(token) {
   const me = await api('/api/me', { token });
   session.token = token;
   session.me = me;
+  boardSession = null;
   sessionStorage.setItem(TOKEN_KEY, token);
   resetView();
   showApp();
@@ -237,10 +238,15 @@ async function signIn(token) {
 
 function signOut(message = '', kind = 'info') {
   stopTimer();
+  // The queue board's cookie is HttpOnly: only the server can clear it.
+  if (session.token) {
+    fetch('/api/session', { method: 'DELETE', headers: { authorization: `Bearer ${session.token}` } }).catch(() => {});
+  }
   sessionStorage.removeItem(TOKEN_KEY);
   session.token = '';
   session.me = null;
   session.targets = [];
+  boardSession = null;
   resetView();
   showSignin();
   setStatus(message, kind, 'auth');
@@ -611,6 +617,8 @@ const NICE_MS = [
   604_800_000, 1_209_600_000, 2_592_000_000, 5_184_000_000, 7_776_000_000, 15_552_000_000, 31_536_000_000,
 ];
 const DAY_MS = 86_400_000;
+/** The narrowest time window the chart draws. */
+const MIN_WINDOW_MS = 600_000;
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 function yScale(values, top, bottom) {
@@ -636,10 +644,11 @@ function yScale(values, top, bottom) {
 function xScale(times, left, right) {
   let t0 = Math.min(...times);
   let t1 = Math.max(...times);
-  if (t1 - t0 < 3_600_000) {
+  // Runs close together get a short window, not a day: drills run back to back stay apart.
+  if (t1 - t0 < MIN_WINDOW_MS) {
     const mid = (t0 + t1) / 2;
-    t0 = mid - 1_800_000 * 12;
-    t1 = mid + 1_800_000 * 12;
+    t0 = mid - MIN_WINDOW_MS / 2;
+    t1 = mid + MIN_WINDOW_MS / 2;
   }
   const padMs = (t1 - t0) * 0.04;
   t0 -= padMs;
@@ -926,8 +935,9 @@ function renderKillSwitch(data) {
     h('span', { class: 'ks-word' }, state),
     h('span', { class: 'ks-meaning' }, KS_MEANING[state]),
   );
+  // The API lists events and requests newest first.
   const events = Array.isArray(data?.events) ? data.events : [];
-  const lastChange = events.length ? events[events.length - 1] : null;
+  const lastChange = events.length ? events[0] : null;
   $('ks-via').textContent =
     `read via ${data?.via === 'file' ? 'the state file' : 'the trading system API'}` +
     (lastChange ? ` · last change ${formatTime(lastChange.timestamp)} (${lastChange.trigger})` : '');
@@ -936,7 +946,7 @@ function renderKillSwitch(data) {
   $('ks-request')?.classList.toggle('preferred', state === 'ON');
 
   // Requests, newest first.
-  const requests = Array.isArray(data?.requests) ? [...data.requests].reverse().slice(0, REQUESTS_SHOWN) : [];
+  const requests = Array.isArray(data?.requests) ? data.requests.slice(0, REQUESTS_SHOWN) : [];
   const me = session.me?.name;
   const reqBox = $('ks-requests');
   if (!requests.length) {
@@ -974,7 +984,7 @@ function renderKillSwitch(data) {
   if (!events.length) {
     evBox.replaceChildren(h('p', { class: 'empty' }, 'No change recorded.'));
   } else {
-    const newest = [...events].reverse().slice(0, EVENTS_SHOWN);
+    const newest = events.slice(0, EVENTS_SHOWN);
     evBox.replaceChildren(
       h(
         'ol',
@@ -1219,6 +1229,7 @@ async function backupNow(button) {
 /* ------------------------------------------------------------------ queues */
 
 function renderQueues(data) {
+  renderQueueBoardLink(data?.mode);
   const queues = Array.isArray(data?.queues) ? data.queues : [];
   const body = $('queues-body');
   const mode = h(
@@ -1251,6 +1262,55 @@ function renderQueues(data) {
       'compact',
     ),
   );
+}
+
+/* ------------------------------------------------------------------ queue board */
+
+const BOARD_URL = '/admin/queues/';
+/** The pending or settled POST /api/session of this sign-in; null until asked for, or after it failed. */
+let boardSession = null;
+
+/**
+ * The browser follows the board's link without the Authorization header, so the board reads
+ * the token from a cookie that POST /api/session sets (HttpOnly, sent only to the board).
+ */
+function boardSessionReady() {
+  if (!boardSession) {
+    boardSession = api('/api/session', { method: 'POST', body: {} }).catch((err) => {
+      boardSession = null;
+      throw err;
+    });
+  }
+  return boardSession;
+}
+
+/** The admin's link to the queue board, which is only mounted in distributed mode. */
+function renderQueueBoardLink(mode) {
+  const box = $('queue-actions');
+  if (mode !== 'distributed' || !isAdmin()) {
+    box.replaceChildren();
+    return;
+  }
+  if ($('queue-board')) return;
+  box.replaceChildren(
+    h('a', { id: 'queue-board', href: BOARD_URL, class: 'link-button', onclick: openQueueBoard }, 'Queue board ↗'),
+  );
+  // Set now, so the link also works when opened in a new tab.
+  boardSessionReady().catch((err) => {
+    if (!handleAuthLoss(err)) setStatus(`queue board: ${errorText(err)}`, 'error');
+  });
+}
+
+async function openQueueBoard(ev) {
+  // A modified click opens the board elsewhere, with the cookie set when the link was shown.
+  if (ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  ev.preventDefault();
+  try {
+    await boardSessionReady();
+    window.location.assign(BOARD_URL);
+  } catch (err) {
+    if (!handleAuthLoss(err)) setStatus(`cannot open the queue board: ${errorText(err)}`, 'error');
+  }
 }
 
 /* ------------------------------------------------------------------ role-dependent controls */
@@ -1319,11 +1379,8 @@ function buildActions() {
     );
   }
 
-  const queues = $('queue-actions');
-  queues.replaceChildren();
-  if (isAdmin()) {
-    queues.append(h('a', { id: 'queue-board', href: '/admin/queues/', class: 'link-button' }, 'Queue board ↗'));
-  }
+  // The queue board's link waits for GET /api/queues to say the mode (renderQueueBoardLink).
+  $('queue-actions').replaceChildren();
 }
 
 /* ------------------------------------------------------------------ start */

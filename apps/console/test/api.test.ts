@@ -93,15 +93,17 @@ async function consoleWith(options: { workers?: boolean; limiter?: FailureLimite
 }
 
 /** Every /api route, what a call needs, and who may make it. */
-const ROUTES: Array<{ method: 'GET' | 'POST'; url: string; route: string; body?: object; allowed: Role[] }> = [];
+const ROUTES: Array<{ method: 'GET' | 'POST' | 'DELETE'; url: string; route: string; body?: object; allowed: Role[] }> =
+  [];
 const everyone: Role[] = ['viewer', 'operator', 'approver', 'admin'];
 const operators: Role[] = ['operator', 'admin'];
 const approvers: Role[] = ['approver', 'admin'];
-function route(method: 'GET' | 'POST', route: string, allowed: Role[], body?: object, url = route) {
+function route(method: 'GET' | 'POST' | 'DELETE', route: string, allowed: Role[], body?: object, url = route) {
   ROUTES.push({ method, route, url: url.replace(':target', 'demo'), allowed, ...(body ? { body } : {}) });
 }
 route('GET', '/api/me', everyone);
 route('POST', '/api/session', everyone, {});
+route('DELETE', '/api/session', everyone);
 route('GET', '/api/targets', everyone);
 route('GET', '/api/queues', everyone);
 route('GET', '/api/jobs/:queue/:jobId', everyone, undefined, '/api/jobs/backup/none');

@@ -259,7 +259,11 @@ describe('the console with the workers, Redis, PostgreSQL and S3', () => {
     expect(session.headers.get('set-cookie')).toMatch(/HttpOnly; SameSite=Strict/);
     const page = await fetch(`${base}/admin/queues/`, { headers: { cookie } });
     expect(page.status).toBe(200);
-    expect(await page.text()).toContain('<div id="root">');
+    const html = await page.text();
+    expect(html).toContain('<div id="root">');
+    // Nothing is loaded from elsewhere (its web font link is left out, as the policy would refuse it).
+    expect(html).not.toContain('fonts.googleapis.com');
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'self'");
     const jobs = await fetch(`${base}/admin/queues/api/queues?activeQueue=backup&status=completed&page=1`, {
       headers: { cookie },
     });
@@ -281,6 +285,13 @@ describe('the console with the workers, Redis, PostgreSQL and S3', () => {
       headers: { cookie },
     });
     expect(retry.status).toBe(403);
+    // Signing out clears the cookie.
+    const out = await fetch(`${base}/api/session`, {
+      method: 'DELETE',
+      headers: { authorization: `Bearer ${tokens.adam?.token}` },
+    });
+    expect(out.status).toBe(204);
+    expect(out.headers.get('set-cookie')).toMatch(/^lifeboat_session=; Path=\/admin\/queues; .*Max-Age=0/);
   });
 
   it('every call above is in the audit trail, and editing one entry in the store or the catalog is named by `lifeboat audit verify`', async () => {

@@ -48,6 +48,26 @@ export async function operationsRoutes(api: FastifyInstance, ctx: ConsoleContext
     },
   );
 
+  api.delete(
+    '/session',
+    {
+      config: { permission: 'read' },
+      schema: {
+        tags: ['access'],
+        summary: "Clears the queue board's session cookie (the dashboard calls it on sign-out)",
+        response: { 204: { type: 'null' }, ...errors(401, 429) },
+      },
+    },
+    async (req, reply) => {
+      const secure = req.protocol === 'https' ? '; Secure' : '';
+      reply.header(
+        'set-cookie',
+        `lifeboat_session=; Path=${BOARD_PATH}; HttpOnly; SameSite=Strict; Max-Age=0${secure}`,
+      );
+      return reply.code(204).send();
+    },
+  );
+
   api.get(
     '/targets',
     {
