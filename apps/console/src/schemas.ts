@@ -1,5 +1,7 @@
 // JSON schemas of the console's routes: Fastify validates requests and serializes responses
 // with them, and the OpenAPI document at /docs is made from them, so the three never differ.
+import { DRILL_NAMES, QUEUES, Scenario } from '@lifeboat/domain';
+import { ROLES } from './auth.js';
 
 export const ErrorBody = {
   $id: 'Error',
@@ -54,7 +56,7 @@ export const RecordId = { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{
 export const Me = {
   type: 'object',
   required: ['name', 'role'],
-  properties: { name: str, role: { type: 'string', enum: ['viewer', 'operator', 'approver', 'admin'] } },
+  properties: { name: str, role: { type: 'string', enum: [...ROLES] } },
 } as const;
 
 export const Targets = {
@@ -156,7 +158,7 @@ export const JobParams = {
   type: 'object',
   required: ['queue', 'jobId'],
   properties: {
-    queue: { type: 'string', enum: ['backup', 'restore', 'reconcile', 'drill'] },
+    queue: { type: 'string', enum: [...QUEUES] },
     jobId: { type: 'string', minLength: 1, maxLength: 300 },
   },
 } as const;
@@ -166,7 +168,7 @@ export const RestoreTrigger = {
   additionalProperties: false,
   required: ['scenario'],
   properties: {
-    scenario: { type: 'string', enum: ['app-crash', 'db-corruption', 'server-loss'] },
+    scenario: { type: 'string', enum: [...Scenario.options] },
     backupId: { type: 'string', minLength: 1, maxLength: 200, default: 'latest' },
     pointInTime: { type: 'string', format: 'date-time' },
     destination: { type: 'string', enum: ['sandbox', 'production'], default: 'sandbox' },
@@ -207,19 +209,7 @@ export const DrillTrigger = {
   additionalProperties: false,
   required: ['drill'],
   properties: {
-    drill: {
-      type: 'string',
-      enum: [
-        'kill-switch',
-        'shadow-failover',
-        'reconciliation',
-        'backup-verify',
-        'database-restore',
-        'cold-restore',
-        'vendor-connectivity-loss',
-        'full-simulation',
-      ],
-    },
+    drill: { type: 'string', enum: [...DRILL_NAMES] },
   },
 } as const;
 

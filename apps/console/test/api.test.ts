@@ -16,7 +16,7 @@ import {
   verifyAuditTrail,
 } from '@lifeboat/adapters';
 import { compactUtc, type JobBus, layout } from '@lifeboat/domain';
-import { freePort, lifeboat } from '@lifeboat/testkit';
+import { type DemoTarget, initDemo } from '@lifeboat/testkit';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,26 +43,15 @@ const tokens = new TokenStore(parseTokenGrants(grants.join('\n'), 'test grants')
 const auth = (name: string) => ({ authorization: `Bearer ${token[name]}` });
 
 let dir: string;
+let demo: DemoTarget;
 let runtime: Runtime;
 let audit: Awaited<ReturnType<typeof createAuditTrail>>;
 const closers: Array<() => Promise<unknown>> = [];
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-console-api-'));
-  const init = await lifeboat([
-    'demo',
-    'init',
-    join(dir, 'demo'),
-    '--size',
-    '256KiB',
-    '--port',
-    String(await freePort()),
-    '--exchange-port',
-    String(await freePort()),
-    '--json',
-  ]);
-  expect(init.code, init.stderr).toBe(0);
-  runtime = createRuntime(await loadConfig(configPath(JSON.parse(init.stdout).config)));
+  demo = await initDemo(join(dir, 'demo'));
+  runtime = createRuntime(await loadConfig(configPath(demo.config)));
   audit = await createAuditTrail(runtime, { env: {}, log: silent });
   closers.push(() => audit.close());
 });

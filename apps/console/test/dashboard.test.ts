@@ -7,7 +7,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { configPath, createRuntime, loadConfig } from '@lifeboat/adapters';
-import { freePort, lifeboat } from '@lifeboat/testkit';
+import { type DemoTarget, initDemo } from '@lifeboat/testkit';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { issueToken } from '../src/auth.js';
@@ -32,6 +32,7 @@ const silent = { info() {}, warn() {}, error() {} };
 
 let dir = '';
 let config = '';
+let demo: DemoTarget | undefined;
 let running: RunningConsole | null = null;
 let base = '';
 let browser: Browser | null = null;
@@ -82,31 +83,9 @@ if (!existsSync(CHROMIUM)) {
 beforeAll(async () => {
   await mkdir(SCREENSHOTS, { recursive: true });
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-console-dashboard-'));
-  const exchangePort = await freePort();
-  const init = await lifeboat([
-    'demo',
-    'init',
-    join(dir, 'demo'),
-    '--size',
-    '256KiB',
-    '--port',
-    String(await freePort()),
-    '--exchange-port',
-    String(exchangePort),
-    '--json',
-  ]);
-  expect(init.code, init.stderr).toBe(0);
-  config = JSON.parse(init.stdout).config;
-  const start = await lifeboat([
-    'demo',
-    'start',
-    '--config',
-    config,
-    '--detach',
-    '--exchange-port',
-    String(exchangePort),
-  ]);
-  expect(start.code, start.stderr).toBe(0);
+  demo = await initDemo(join(dir, 'demo'));
+  config = demo.config;
+  await demo.start();
 
   running = await startConsole({
     runtime: createRuntime(await loadConfig(configPath(config))),
@@ -148,7 +127,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await browser?.close();
   await running?.close();
-  if (config) await lifeboat(['demo', 'stop', '--config', config]);
+  await demo?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 

@@ -11,7 +11,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createRuntime, loadConfig } from '@lifeboat/adapters';
 import { layout } from '@lifeboat/domain';
-import { freePort, getTestStack, lifeboat, startWorker, type TestStack, uniqueName } from '@lifeboat/testkit';
+import {
+  type DemoTarget,
+  getTestStack,
+  initDemo,
+  lifeboat,
+  startWorker,
+  type TestStack,
+  uniqueName,
+} from '@lifeboat/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
@@ -26,6 +34,7 @@ const tokens = Object.fromEntries(Object.entries(people).map(([n, r]) => [n, iss
 let stack: TestStack;
 let dir: string;
 let config: string;
+let demo: DemoTarget | undefined;
 let catalogUrl: string;
 let env: NodeJS.ProcessEnv;
 let base: string;
@@ -64,22 +73,9 @@ async function finished(queue: string, jobId: string, timeoutMs = 180_000) {
 beforeAll(async () => {
   stack = await getTestStack();
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-console-e2e-'));
-  const exchangePort = await freePort();
   catalogUrl = await stack.postgres.createDatabase('console');
-  const init = await lifeboat([
-    'demo',
-    'init',
-    join(dir, 'demo'),
-    '--size',
-    '256KiB',
-    '--port',
-    String(await freePort()),
-    '--exchange-port',
-    String(exchangePort),
-    '--json',
-  ]);
-  expect(init.code, init.stderr).toBe(0);
-  config = JSON.parse(init.stdout).config;
+  demo = await initDemo(join(dir, 'demo'));
+  config = demo.config;
   const doc = YAML.parse(readFileSync(config, 'utf8'));
   doc.store = {
     type: 's3',
@@ -105,16 +101,7 @@ beforeAll(async () => {
     AWS_SECRET_ACCESS_KEY: stack.s3.secretAccessKey,
     LIFEBOAT_CATALOG_URL: catalogUrl,
   };
-  const start = await lifeboat([
-    'demo',
-    'start',
-    '--config',
-    config,
-    '--detach',
-    '--exchange-port',
-    String(exchangePort),
-  ]);
-  expect(start.code, start.stderr).toBe(0);
+  await demo.start();
   for (const app of WORKERS) children.push((await startWorker(app, env)).child);
   const consoleProcess = await startWorker('console', env);
   children.push(consoleProcess.child);
@@ -123,7 +110,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
-  if (config) await lifeboat(['demo', 'stop', '--config', config]);
+  await demo?.stop();
   if (catalogUrl) await stack.postgres.dropDatabase(catalogUrl);
   await rm(dir, { recursive: true, force: true });
 });

@@ -44,3 +44,53 @@ export function freePort(): Promise<number> {
     });
   });
 }
+
+export interface DemoTarget {
+  /** The demo's lifeboat.yaml. */
+  config: string;
+  exchangePort: number;
+  /** Starts the paper-trader and its exchange in the background (`demo start --detach`). */
+  start(env?: NodeJS.ProcessEnv): Promise<void>;
+  /** Stops them; safe to call when they were never started. */
+  stop(): Promise<void>;
+}
+
+/** `lifeboat demo init <dir>` on free ports (a small SQLite target unless told otherwise). */
+export async function initDemo(
+  dir: string,
+  options: { size?: string; args?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<DemoTarget> {
+  const exchangePort = await freePort();
+  const init = await lifeboat(
+    [
+      'demo',
+      'init',
+      dir,
+      '--size',
+      options.size ?? '256KiB',
+      '--port',
+      String(await freePort()),
+      '--exchange-port',
+      String(exchangePort),
+      ...(options.args ?? []),
+      '--json',
+    ],
+    options.env,
+  );
+  if (init.code !== 0) throw new Error(`lifeboat demo init failed (${init.code}): ${init.stderr}`);
+  const config = (JSON.parse(init.stdout) as { config: string }).config;
+  return {
+    config,
+    exchangePort,
+    async start(env = {}) {
+      const run = await lifeboat(
+        ['demo', 'start', '--config', config, '--detach', '--exchange-port', String(exchangePort)],
+        env,
+      );
+      if (run.code !== 0) throw new Error(`lifeboat demo start failed (${run.code}): ${run.stderr}`);
+    },
+    async stop() {
+      await lifeboat(['demo', 'stop', '--config', config]);
+    },
+  };
+}
