@@ -7,8 +7,8 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { generateTarget } from '@lifeboat/demo-data';
 import { parseSize } from '@lifeboat/domain';
-import { generateTarget } from '@lifeboat/testkit/generate';
 import { benchReconcile } from './reconcile.js';
 import { benchSoak } from './soak.js';
 

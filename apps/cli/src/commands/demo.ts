@@ -3,9 +3,9 @@
 import { chmod, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { generateAgeKeyPair, redactUrl } from '@lifeboat/adapters';
+import { generateTarget } from '@lifeboat/demo-data';
 import { LifeboatError } from '@lifeboat/domain';
 import { seedDemoExchange } from '@lifeboat/paper-trader/demo-seed';
-import { generateTarget } from '@lifeboat/testkit/generate';
 import { EXIT, formatBytes, formatDuration, parseSize, printJson } from '../output.js';
 
 export interface DemoInitOptions {

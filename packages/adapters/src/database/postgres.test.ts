@@ -5,8 +5,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { generateTarget } from '@lifeboat/demo-data';
 import { LifeboatError, TARGET_TABLES } from '@lifeboat/domain';
-import { generateTarget } from '@lifeboat/testkit/generate';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabaseEngine } from './index.js';

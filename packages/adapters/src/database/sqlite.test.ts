@@ -16,8 +16,8 @@ import {
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { generateTarget } from '@lifeboat/demo-data';
 import { LifeboatError } from '@lifeboat/domain';
-import { generateTarget } from '@lifeboat/testkit/generate';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { createDatabaseEngine } from './index.js';
