@@ -107,6 +107,8 @@ describe('infra/k8s', () => {
     expect(cron.spec.jobTemplate.spec.backoffLimit).toBeGreaterThan(0);
     const job = cron.spec.jobTemplate.spec.template.spec;
     expect(job.containers[0].args).toEqual(['node', 'apps/backup/dist/main.js', 'once']);
+    // The pod names its slot from the same cron, so a slot fired twice makes one backup.
+    expect(job.containers[0].env).toContainEqual({ name: 'LIFEBOAT_SCHEDULE', value: cron.spec.schedule });
     const deployments = objects.filter((o) => o.doc.kind === 'Deployment').map((o) => o.doc);
     expect(deployments.map((d) => d.metadata.name).sort()).toEqual([
       'lifeboat-console',

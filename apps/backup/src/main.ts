@@ -13,7 +13,7 @@ import {
   openCatalogFromEnv,
   serveWorker,
 } from '@lifeboat/adapters';
-import { type JobContext, layout } from '@lifeboat/domain';
+import { type JobContext, LifeboatError, layout, parseCron, previousRun } from '@lifeboat/domain';
 import { TOOL_VERSION } from './context.js';
 import { backup } from './handlers/backup.js';
 import { createBackupMetrics } from './metrics.js';
@@ -68,7 +68,7 @@ async function main(): Promise<void> {
       kind: process.env.LIFEBOAT_BACKUP_KIND ?? 'full',
       reason: process.env.LIFEBOAT_BACKUP_REASON ?? 'scheduled',
       requestedBy: 'cronjob',
-      ...(process.env.LIFEBOAT_SCHEDULED_AT ? { scheduledAt: process.env.LIFEBOAT_SCHEDULED_AT } : {}),
+      ...(scheduledAt() ? { scheduledAt: scheduledAt() } : {}),
     };
     const result = await run(request);
     log.info({ result }, 'backup once: done');
@@ -111,3 +111,18 @@ async function main(): Promise<void> {
 }
 
 main().catch(exitOnStartupFailure(log));
+
+/**
+ * The schedule slot a `once` run is for: LIFEBOAT_SCHEDULED_AT, or the newest firing of
+ * LIFEBOAT_SCHEDULE (the CronJob's own cron, UTC) at or before now. A slot started twice (a
+ * CronJob retried or fired twice) then makes one backup.
+ */
+function scheduledAt(): string | undefined {
+  if (process.env.LIFEBOAT_SCHEDULED_AT) return process.env.LIFEBOAT_SCHEDULED_AT;
+  const schedule = process.env.LIFEBOAT_SCHEDULE?.trim();
+  if (!schedule) return undefined;
+  const slot = previousRun(parseCron(schedule), new Date());
+  if (!slot)
+    throw new LifeboatError('INVALID_CONFIG', `LIFEBOAT_SCHEDULE "${schedule}" has no firing in the last 35 days`);
+  return slot.toISOString();
+}

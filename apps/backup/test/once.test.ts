@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,30 @@ describe('backup once mode (a Kubernetes CronJob)', () => {
     // The CronJob fires twice for the same slot: still one backup.
     expect(once(env).status).toBe(0);
     expect(readdirSync(join(dir, 'store', 'demo', 'backups'))).toHaveLength(1);
+  });
+
+  it("names the slot from the CronJob's own schedule (LIFEBOAT_SCHEDULE): two pods for one slot make one backup", () => {
+    const env = { LIFEBOAT_CONFIG: join(dir, 'lifeboat.yaml'), LIFEBOAT_SCHEDULE: '*/30 * * * *' };
+    const slots = () =>
+      readdirSync(join(dir, 'store', 'demo', 'backups')).map(
+        (id) =>
+          (
+            JSON.parse(readFileSync(join(dir, 'store', 'demo', 'backups', id, 'manifest.json'), 'utf8')) as {
+              scheduledAt?: string;
+            }
+          ).scheduledAt,
+      );
+    const before = slots();
+    expect(once(env).status).toBe(0);
+    const [slot] = slots().filter((s) => !before.includes(s));
+    expect(new Date(slot as string).getUTCMinutes() % 30).toBe(0);
+    expect(Date.now() - Date.parse(slot as string)).toBeLessThan(30 * 60_000);
+    // A second pod for the slot finds the first one's backup (unless the half hour turned between them).
+    expect(once(env).status).toBe(0);
+    const added = slots().filter((s) => !before.includes(s));
+    expect(added.length).toBe(new Set(added).size);
+    if (Date.now() - Date.parse(slot as string) < 29 * 60_000) expect(added).toEqual([slot]);
+    expect(once({ ...env, LIFEBOAT_SCHEDULE: 'every night' }).status).toBe(2);
   });
 
   it('exits 2 on a configuration error and 1 when the backup fails', async () => {

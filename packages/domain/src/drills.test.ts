@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DRILLS } from './drills/catalog.js';
-import { nextRun, parseCron } from './drills/cron.js';
+import { nextRun, parseCron, previousRun } from './drills/cron.js';
 import { drillSchedules, upcomingDrills } from './drills/schedule.js';
 import { LifeboatError } from './errors.js';
 import { DRILL_NAMES, DrillsConfig } from './schemas/drill.js';
@@ -178,5 +178,18 @@ describe('the drill catalog and its targets', () => {
     expect(parseDuration('1h30m')).toBe(5400);
     expect(formatSeconds(222)).toBe('3m 42s');
     expect(formatSeconds(12)).toBe('12s');
+  });
+});
+
+describe('previousRun', () => {
+  it('names the slot a late or repeated CronJob pod runs for', () => {
+    const nightly = parseCron('0 2 * * *');
+    expect(previousRun(nightly, new Date('2026-11-26T02:00:00Z'))?.toISOString()).toBe('2026-11-26T02:00:00.000Z');
+    expect(previousRun(nightly, new Date('2026-11-26T02:09:59Z'))?.toISOString()).toBe('2026-11-26T02:00:00.000Z');
+    expect(previousRun(nightly, new Date('2026-11-26T01:59:00Z'))?.toISOString()).toBe('2026-11-25T02:00:00.000Z');
+    expect(previousRun(parseCron('0 3 * * MON#1'), new Date('2026-11-26T00:00:00Z'))?.toISOString()).toBe(
+      '2026-11-02T03:00:00.000Z',
+    );
+    expect(previousRun(parseCron('0 0 1 1 *'), new Date('2026-11-26T00:00:00Z'))).toBeNull();
   });
 });

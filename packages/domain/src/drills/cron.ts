@@ -164,3 +164,18 @@ export function nextRun(s: CronSchedule, after: Date): Date | null {
   }
   return null;
 }
+
+/**
+ * The newest firing at or before `at` (to the minute), within `lookBackDays`; null when there
+ * is none. A CronJob's pod uses it to name the slot it runs for, so a slot fired twice makes
+ * one backup.
+ */
+export function previousRun(s: CronSchedule, at: Date, lookBackDays = 35): Date | null {
+  let last: Date | null = null;
+  let next = nextRun(s, new Date(at.getTime() - lookBackDays * DAY_MS));
+  while (next && next.getTime() <= at.getTime()) {
+    last = next;
+    next = nextRun(s, next);
+  }
+  return last;
+}
