@@ -73,7 +73,7 @@ function k8sObjects(): Array<{ file: string; doc: K8s }> {
 }
 
 /** The kubernetes-models class of an object, by apiVersion and kind. */
-function modelOf(doc: { apiVersion: string; kind: string }) {
+function modelOf(doc: K8s) {
   const [group, version] = doc.apiVersion.includes('/') ? doc.apiVersion.split('/') : ['', doc.apiVersion];
   const path = group ? `kubernetes-models/${group}/${version}/${doc.kind}` : `kubernetes-models/${version}/${doc.kind}`;
   const mod = require(path) as Record<string, new (d: unknown) => { validate(): void }>;
@@ -97,7 +97,7 @@ describe('infra/k8s', () => {
     const cron = structuredClone(objects.find((o) => o.doc.kind === 'CronJob')?.doc) as K8s;
     cron.spec.concurrencyPolicy = 'Sometimes';
     cron.spec.jobTemplate.spec.backoffLimit = 'two';
-    const Model = modelOf(cron as { apiVersion: string; kind: string });
+    const Model = modelOf(cron);
     expect(() => new Model(cron).validate()).toThrow(/concurrencyPolicy must be equal to one of the allowed values/);
   });
 
