@@ -1,7 +1,7 @@
 // The deployment files, checked without a container engine (there is none here): the compose
 // file passes `docker-compose config`; every Kubernetes object validates against the API
-// schema of Kubernetes 1.30 (kubernetes-models 4.5.1, pinned); the workflows validate against
-// the GitHub Actions workflow schema; and each image's install and start commands, read from
+// schemas of kubernetes-models 4.5.1 (pinned); the workflows validate against the GitHub
+// Actions workflow schema; and each image's install and start commands, read from
 // the Dockerfile, run outside a container and the app answers /health.
 import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
@@ -85,7 +85,7 @@ function modelOf(doc: K8s) {
 describe('infra/k8s', () => {
   const objects = k8sObjects();
 
-  it('every object validates against the Kubernetes 1.30 API schema', () => {
+  it('every object validates against the pinned Kubernetes API schema (kubernetes-models 4.5.1)', () => {
     expect(objects.length).toBeGreaterThanOrEqual(10);
     for (const { file, doc } of objects) {
       const Model = modelOf(doc);
