@@ -179,7 +179,7 @@ describe('.github/workflows', () => {
     expect(validateWorkflow('on: push\njobs:\n  a:\n    runs-on: x\n    stepz: []\n').errors.length).toBeGreaterThan(0);
     const ci = YAML.parse(readFileSync(join(dir, 'ci.yml'), 'utf8'));
     expect(ci.jobs.test.strategy.matrix.node).toEqual([20, 22]);
-    expect(JSON.stringify(ci.jobs.images.steps)).toContain('docker compose run --rm cli drill run database-restore');
+    expect(JSON.stringify(ci.jobs.images.steps)).toContain('docker compose run --rm -T cli drill run database-restore');
   });
 });
 
