@@ -29,11 +29,26 @@ describe('docker-compose.yml', () => {
   const compose = YAML.parse(readFileSync(repo('docker-compose.yml'), 'utf8'), { merge: true });
 
   it('passes `docker-compose config`', async () => {
-    const which = await run('sh', ['-c', 'command -v docker-compose']).catch(() => null);
-    if (!which) {
-      throw new Error('docker-compose is not installed: apt-get install -y docker-compose (.ci/run installs it)');
+    // Debian's docker-compose (v1) here; GitHub's runners have the `docker compose` plugin instead.
+    const v1 = await run('sh', ['-c', 'command -v docker-compose']).then(
+      () => true,
+      () => false,
+    );
+    const v2 =
+      !v1 &&
+      (await run('docker', ['compose', 'version']).then(
+        () => true,
+        () => false,
+      ));
+    if (!v1 && !v2) {
+      throw new Error(
+        'neither docker-compose nor `docker compose` is installed: apt-get install -y docker-compose (.ci/run installs it)',
+      );
     }
-    const { stdout } = await run('docker-compose', ['-f', repo('docker-compose.yml'), 'config'], { cwd: REPO_ROOT });
+    const [cmd, ...args] = v1 ? ['docker-compose'] : ['docker', 'compose'];
+    const { stdout } = await run(cmd as string, [...args, '-f', repo('docker-compose.yml'), 'config'], {
+      cwd: REPO_ROOT,
+    });
     expect(YAML.parse(stdout).services.backup.environment.LIFEBOAT_REDIS_URL).toBe('redis://redis:6379');
   });
 
