@@ -12,6 +12,7 @@ import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { issueToken } from '../src/auth.js';
 import { type RunningConsole, startConsole } from '../src/start.js';
+import { consoleClient } from './client.js';
 
 // A live demo, a backup, three drills and a browser: minutes on a loaded 2-core machine.
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
@@ -41,36 +42,9 @@ const problems: Array<{ page: string; kind: string; text: string; url: string }>
 /** The 401s a wrong token is expected to cause, set aside from `problems`. */
 const expected401s: string[] = [];
 
-async function api(who: Person, path: string, body?: object) {
-  const res = await fetch(`${base}${path}`, {
-    method: body ? 'POST' : 'GET',
-    headers: {
-      authorization: `Bearer ${tokens[who].token}`,
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  // biome-ignore lint/suspicious/noExplicitAny: answers of several routes, each checked by the expectations that read it
-  let json: any = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, json };
-}
-
-/** Polls a job until it is done; its final status. */
-async function finished(queue: string, jobId: string, timeoutMs = 240_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { json } = await api('vera', `/api/jobs/${queue}/${encodeURIComponent(jobId)}`);
-    if (json?.state === 'completed' || json?.state === 'failed') return json;
-    if (Date.now() > deadline) throw new Error(`job ${queue}/${jobId} did not finish: ${JSON.stringify(json)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const client = consoleClient(() => base);
+const api = (who: Person, path: string, body?: object) => client.call(tokens[who].token, path, body);
+const finished = (queue: string, jobId: string) => client.finished(tokens.vera.token, queue, jobId);
 
 // Without a browser the file fails, by name, rather than skipping what it is here to check.
 if (!existsSync(CHROMIUM)) {

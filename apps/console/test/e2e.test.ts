@@ -24,6 +24,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import YAML from 'yaml';
 import { issueToken } from '../src/auth.js';
+import { consoleClient } from './client.js';
 
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
@@ -40,35 +41,10 @@ let env: NodeJS.ProcessEnv;
 let base: string;
 const children: ChildProcess[] = [];
 
-async function api(who: keyof typeof people, path: string, body?: object) {
-  const res = await fetch(`${base}${path}`, {
-    method: body ? 'POST' : 'GET',
-    headers: {
-      authorization: `Bearer ${tokens[who]?.token}`,
-      ...(body ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const text = await res.text();
-  // biome-ignore lint/suspicious/noExplicitAny: answers of every route's shape, each checked by the expectations that read it
-  let json: any = null;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = text;
-  }
-  return { status: res.status, json, headers: res.headers };
-}
-
-async function finished(queue: string, jobId: string, timeoutMs = 180_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const { json } = await api('vera', `/api/jobs/${queue}/${encodeURIComponent(jobId)}`);
-    if (json.state === 'completed' || json.state === 'failed') return json;
-    if (Date.now() > deadline) throw new Error(`job ${queue}/${jobId} did not finish: ${JSON.stringify(json)}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
+const client = consoleClient(() => base);
+const api = (who: keyof typeof people, path: string, body?: object) =>
+  client.call(tokens[who]?.token as string, path, body);
+const finished = (queue: string, jobId: string) => client.finished(tokens.vera?.token as string, queue, jobId);
 
 beforeAll(async () => {
   stack = await getTestStack();

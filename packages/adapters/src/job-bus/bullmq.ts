@@ -264,9 +264,11 @@ export class BullMqJobBus implements JobBus {
     const id = toBullJobId(jobId);
     return this.call(async () => {
       const base = { queue, jobId, progress: null, result: null, error: null, attemptsMade: 0 };
-      const job = await q.getJob(id);
+      // The state first, then the job: a job read before it finished could otherwise be
+      // reported completed without its result.
+      const raw = await q.getJobState(id);
+      const job = raw === 'unknown' ? undefined : await q.getJob(id);
       if (!job) return { ...base, state: 'unknown' as const };
-      const raw = await job.getState();
       const state: JobState =
         raw === 'prioritized' || raw === 'waiting-children' || raw === 'waiting'
           ? 'waiting'
