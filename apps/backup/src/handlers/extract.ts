@@ -4,7 +4,7 @@
 import { mkdir, readdir, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { extractEntries, openArchive, type Runtime } from '@lifeboat/adapters';
-import { type JobProgress, LifeboatError } from '@lifeboat/domain';
+import { archiveLimits, type JobProgress, LifeboatError } from '@lifeboat/domain';
 import { throttled } from '../context.js';
 import { readManifest } from './catalog.js';
 
@@ -47,6 +47,7 @@ export async function extractBackup(
   await mkdir(staging);
   try {
     const opened = await openArchive(runtime.store, manifest.archive.key, {
+      limits: archiveLimits(manifest),
       encrypted: manifest.archive.encryption !== null,
       identities: manifest.archive.encryption ? await runtime.identities() : [],
       onBytes: (bytes) => report.push({ phase: 'extract', bytes, totalBytes: manifest.archive.size }),

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { inspectDatabaseFile, measure, openArchive, type Runtime } from '@lifeboat/adapters';
-import { LifeboatError, type Manifest, type VerificationRecord } from '@lifeboat/domain';
+import { archiveLimits, LifeboatError, type Manifest, type VerificationRecord } from '@lifeboat/domain';
 import { type BackupContext, throttled } from '../context.js';
 import { readManifest, verificationKey } from './catalog.js';
 
@@ -49,6 +49,7 @@ async function checkEveryEntry(
   const seen = new Set<string>();
   let dbFile: string | undefined;
   const opened = await openArchive(runtime.store, manifest.archive.key, {
+    limits: archiveLimits(manifest),
     encrypted: manifest.archive.encryption !== null,
     identities: manifest.archive.encryption ? await runtime.identities() : [],
     ...(onBytes ? { onBytes } : {}),

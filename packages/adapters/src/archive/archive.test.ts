@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { LifeboatError } from '@lifeboat/domain';
+import { archiveLimits, LifeboatError, UNLISTED_ENTRY_LIMIT } from '@lifeboat/domain';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../object-store/fs.js';
 import { generateAgeKeyPair } from './encryption.js';
@@ -172,6 +172,16 @@ describe('extraction safety', () => {
     return readFileSync(out);
   }
 
+  async function rawTar(entries: Array<[string, Buffer]>): Promise<Buffer> {
+    const raw: Buffer[] = [];
+    for await (const block of writeTar(
+      entries.map(([p, b]) => bufferEntry(p, b)),
+      () => {},
+    ))
+      raw.push(block);
+    return Buffer.concat(raw);
+  }
+
   async function extractInto(tarball: Buffer, dest: string) {
     const opened = readArchiveStream(chunks(tarball), { encrypted: false });
     return extractEntries(opened.entries, dest);
@@ -220,6 +230,42 @@ describe('extraction safety', () => {
     await mkdir(dest2);
     await expect(extractInto(hardlinked, dest2)).rejects.toThrow(/"g" refused: Link/);
     expect(existsSync(join(dest2, 'g'))).toBe(false);
+  });
+
+  it('refuses a decompression bomb at its tar header, before a byte of it is written', async () => {
+    // 64 MiB of zeros compress to about 64 KiB; the manifest said the entry held 1 KiB.
+    const bomb = gzipSync(Buffer.concat([await rawTar([['database/trading.db', Buffer.alloc(64 << 20)]])]));
+    expect(bomb.length).toBeLessThan(1 << 20);
+    const limits = archiveLimits({ entries: [{ path: 'database/trading.db', size: 1024 }] as never });
+    const dest = join(dir, 'dest');
+    await mkdir(dest);
+    const opened = readArchiveStream(chunks(bomb), { encrypted: false, limits });
+    await expect(extractEntries(opened.entries, dest)).rejects.toMatchObject({
+      code: 'ARCHIVE_UNSAFE',
+      message: expect.stringContaining(
+        '"database/trading.db" refused: it holds 67108864 bytes, more than the 1024 allowed',
+      ),
+    });
+    expect(await readdir(dest)).toEqual([]);
+  });
+
+  it('refuses entries the manifest does not list once they pass the unlisted limit, and an archive larger than its manifest in all', async () => {
+    const limits = { entryBytes: () => 10, totalBytes: 25 };
+    const many = gzipSync(
+      await rawTar([
+        ['a', Buffer.alloc(10)],
+        ['b', Buffer.alloc(10)],
+        ['c', Buffer.alloc(10)],
+      ]),
+    );
+    const dest = join(dir, 'dest');
+    await mkdir(dest);
+    const opened = readArchiveStream(chunks(many), { encrypted: false, limits });
+    await expect(extractEntries(opened.entries, dest)).rejects.toThrow(
+      /"c" refused: the archive would expand to more than the 25 bytes allowed/,
+    );
+    expect(await readdir(dest)).toEqual(['a', 'b']);
+    expect(archiveLimits({ entries: [] }).entryBytes('manifest.json')).toBe(UNLISTED_ENTRY_LIMIT);
   });
 
   it('refuses a mapping that points outside the destination', async () => {

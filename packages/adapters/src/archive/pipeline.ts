@@ -6,7 +6,14 @@ import { pipeline, Readable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { type ByteStream, LifeboatError, type ObjectStore } from '@lifeboat/domain';
 import { decryptStream, encryptStream } from './encryption.js';
-import { readTar, type TarReadEntry, type TarSourceEntry, type TarWrittenEntry, writeTar } from './tar.js';
+import {
+  readTar,
+  type TarLimits,
+  type TarReadEntry,
+  type TarSourceEntry,
+  type TarWrittenEntry,
+  writeTar,
+} from './tar.js';
 
 export interface Digest {
   size: number;
@@ -96,6 +103,8 @@ export interface OpenArchiveOptions {
   identities?: readonly string[];
   /** Called with the running count of stored bytes read. */
   onBytes?: (total: number) => void;
+  /** Sizes the entries may have (the manifest's): larger ones are refused before they are read. */
+  limits?: TarLimits;
 }
 
 export interface OpenedArchive {
@@ -125,7 +134,7 @@ export function readArchiveStream(source: ByteStream, options: OpenArchiveOption
   let plain: AsyncIterable<Uint8Array> = raw.stream;
   if (options.encrypted) plain = decryptStream(plain, options.identities ?? []);
   const tarStream = damagedAsVerifyFailure(through(plain, createGunzip()));
-  return { entries: readTar(tarStream), digest: raw.digest };
+  return { entries: readTar(tarStream, options.limits), digest: raw.digest };
 }
 
 /** Opens the archive object at `key` for reading. */

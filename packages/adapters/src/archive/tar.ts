@@ -176,12 +176,24 @@ export function isSafeEntryPath(path: string): boolean {
   return parts.every((p) => p !== '..' && p !== '.' && p !== '');
 }
 
+export interface TarLimits {
+  /** The most bytes an entry may hold, by its path (undefined: no limit of its own). */
+  entryBytes?: (path: string) => number | undefined;
+  /** The most bytes all entries together may hold. */
+  totalBytes?: number;
+}
+
 /**
  * Parses a tar stream into entries. Only regular files and directories with safe relative
- * paths pass; links, devices, FIFOs and unsafe paths throw ARCHIVE_UNSAFE naming the entry.
+ * paths pass; links, devices, FIFOs, unsafe paths and entries beyond the limits throw
+ * ARCHIVE_UNSAFE naming the entry.
  */
-export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerator<TarReadEntry> {
+export async function* readTar(
+  source: AsyncIterable<Uint8Array>,
+  limits: TarLimits = {},
+): AsyncGenerator<TarReadEntry> {
   const reader = new ByteReader(source);
+  let total = 0;
   let ex: Record<string, unknown> | undefined;
   let longPath: string | undefined;
   for (;;) {
@@ -219,6 +231,15 @@ export async function* readTar(source: AsyncIterable<Uint8Array>): AsyncGenerato
     if (!isSafeEntryPath(path)) throw unsafe(path, 'absolute paths and ".." are not allowed');
     const isDir = type === 'Directory';
     const dataSize = isDir ? 0 : size;
+    // A tar header declares its entry's size: a decompression bomb is refused here, before
+    // any of its bytes is read or written.
+    const cap = limits.entryBytes?.(path.replace(/\/+$/, ''));
+    if (cap !== undefined && dataSize > cap)
+      throw unsafe(path, `it holds ${dataSize} bytes, more than the ${cap} allowed`);
+    total += dataSize;
+    if (limits.totalBytes !== undefined && total > limits.totalBytes) {
+      throw unsafe(path, `the archive would expand to more than the ${limits.totalBytes} bytes allowed`);
+    }
     let remaining = dataSize;
     const body = (async function* () {
       for await (const c of reader.chunks(remaining)) {

@@ -109,3 +109,23 @@ export const VerificationRecord = z.object({
   checks: z.array(z.object({ name: z.string(), ok: z.boolean(), detail: z.string() })),
 });
 export type VerificationRecord = z.infer<typeof VerificationRecord>;
+
+/** The most a reader takes of an entry the manifest does not list (the manifest's own copy). */
+export const UNLISTED_ENTRY_LIMIT = 64 << 20;
+
+/**
+ * What an archive may expand to, from its manifest: each listed entry at most its recorded
+ * size, anything else at most UNLISTED_ENTRY_LIMIT, all of it at most their sum. A tampered
+ * archive declaring more (a decompression bomb) is refused at the entry's tar header.
+ */
+export function archiveLimits(manifest: Pick<Manifest, 'entries'>): {
+  entryBytes: (path: string) => number;
+  totalBytes: number;
+} {
+  const sizes = new Map(manifest.entries.map((e) => [e.path, e.size]));
+  const listed = manifest.entries.reduce((n, e) => n + e.size, 0);
+  return {
+    entryBytes: (path) => sizes.get(path) ?? UNLISTED_ENTRY_LIMIT,
+    totalBytes: listed + UNLISTED_ENTRY_LIMIT,
+  };
+}
