@@ -145,11 +145,25 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       } catch (err) {
         throw inStep('snapshot database', err);
       }
-      if (!snapshot.facts.integrity.ok) {
-        warnings.push(`database: the snapshot fails its integrity check: ${snapshot.facts.integrity.detail}`);
-      }
     }
     for (const w of warnings) log.warn({ backupId }, w);
+    // The snapshot's own checks (SQLite's integrity check and row counts) run beside the
+    // archive; the manifests wait for them.
+    const checkedFacts = async (): Promise<Manifest['database']> => {
+      if (!snapshot) return null;
+      let facts: Awaited<DatabaseSnapshot['facts']>;
+      try {
+        facts = await snapshot.facts;
+      } catch (err) {
+        throw inStep('check database snapshot', err);
+      }
+      if (!facts.integrity.ok) {
+        const warning = `database: the snapshot fails its integrity check: ${facts.integrity.detail}`;
+        warnings.push(warning);
+        log.warn({ backupId }, warning);
+      }
+      return { ...facts, path: `database/${snapshot.name}` };
+    };
 
     // 2. Everything streams into the archive; the manifest goes in last.
     const sources: TarSourceEntry[] = [];
@@ -204,7 +218,6 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       },
       omitted,
       warnings,
-      database: snapshot ? { ...snapshot.facts, path: `database/${snapshot.name}` } : null,
     };
     const archiveFacts = {
       key: archiveKey,
@@ -220,6 +233,7 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       return parsed.data;
     };
     let entries: ManifestEntry[] = [];
+    let database: Manifest['database'] = null;
     const report = throttled(ctx.progress);
     let written: Awaited<ReturnType<typeof writeArchive>>;
     try {
@@ -228,9 +242,10 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
         compressionLevel: settings.compressionLevel,
         recipients,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
-        trailer: (w) => {
+        trailer: async (w) => {
           entries = toEntries(w);
-          const inner = checked({ ...manifestBase, entries, archive: archiveFacts });
+          database = await checkedFacts();
+          const inner = checked({ ...manifestBase, database, entries, archive: archiveFacts });
           return { path: 'manifest.json', body: Buffer.from(`${JSON.stringify(inner, null, 2)}\n`) };
         },
         onProgress: (p) => report.push({ phase: 'archive', bytes: p.sourceBytes, totalBytes }),
@@ -243,6 +258,7 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     // 3. The commit point: the manifest, written last.
     const manifest = checked({
       ...manifestBase,
+      database,
       completedAt: now().toISOString(),
       entries,
       archive: { ...archiveFacts, size: written.size, sha256: written.sha256 },

@@ -3,9 +3,10 @@
 // and the reverse for reading. No temporary copy of the archive is ever made.
 import { createHash } from 'node:crypto';
 import { pipeline, Readable } from 'node:stream';
-import { createGunzip, createGzip } from 'node:zlib';
+import { createGunzip } from 'node:zlib';
 import { type ByteStream, LifeboatError, type ObjectStore } from '@lifeboat/domain';
 import { decryptStream, encryptStream } from './encryption.js';
+import { parallelGzip } from './gzip.js';
 import {
   readTar,
   type TarLimits,
@@ -58,7 +59,9 @@ export interface ArchiveProgress {
 export interface WriteArchiveOptions {
   entries: Iterable<TarSourceEntry> | AsyncIterable<TarSourceEntry>;
   /** The last entry, built once every other entry's checksum is known (the manifest). */
-  trailer?: (written: readonly TarWrittenEntry[]) => { path: string; body: Buffer };
+  trailer?: (
+    written: readonly TarWrittenEntry[],
+  ) => { path: string; body: Buffer } | Promise<{ path: string; body: Buffer }>;
   compressionLevel?: number;
   /** age recipients; none means an unencrypted archive. */
   recipients?: readonly string[];
@@ -88,7 +91,7 @@ export async function writeArchive(
     // Entries are hashed one by one in writeTar; the tar stream itself is only counted.
     { hash: false },
   );
-  let stream: AsyncIterable<Uint8Array> = through(tar.stream, createGzip({ level: options.compressionLevel ?? 6 }));
+  let stream: AsyncIterable<Uint8Array> = parallelGzip(tar.stream, { level: options.compressionLevel ?? 6 });
   if (options.recipients?.length) stream = encryptStream(stream, options.recipients);
   const out = measure(stream, (n) => {
     progress.archiveBytes = n;

@@ -47,7 +47,7 @@ function padding(size: number): Buffer | null {
 export async function* writeTar(
   entries: Iterable<TarSourceEntry> | AsyncIterable<TarSourceEntry>,
   onEntry: (written: TarWrittenEntry) => void,
-  trailer?: () => { path: string; body: Buffer },
+  trailer?: () => { path: string; body: Buffer } | Promise<{ path: string; body: Buffer }>,
 ): AsyncGenerator<Buffer> {
   for await (const entry of entries) {
     yield* headerBlocks(entry.path, entry.size, entry.mode, entry.mtime, 'File');
@@ -73,7 +73,7 @@ export async function* writeTar(
     onEntry({ path: entry.path, size: entry.size, sha256: hash.digest('hex') });
   }
   if (trailer) {
-    const { path, body } = trailer();
+    const { path, body } = await trailer();
     yield* headerBlocks(path, body.length, 0o644, new Date(), 'File');
     yield body;
     const pad = padding(body.length);

@@ -98,13 +98,13 @@ describe('PostgresEngine', () => {
     expect(snap.method).toBe('pg_dump-snapshot');
     expect(snap.position).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
     const { rows } = await admin.query<{ v: string }>("SELECT current_setting('server_version') AS v");
-    expect(snap.facts).toMatchObject({ engine: 'postgres', format: 'pg_dump-custom', version: rows[0]!.v });
-    expect(snap.facts.tables).toEqual(target.rowCounts);
-    expect(snap.facts.integrity.ok).toBe(true);
-    expect(snap.facts.integrity.detail).toMatch(/^pg_restore --list: \d+ TOC entries$/);
+    expect(await snap.facts).toMatchObject({ engine: 'postgres', format: 'pg_dump-custom', version: rows[0]!.v });
+    expect((await snap.facts).tables).toEqual(target.rowCounts);
+    expect((await snap.facts).integrity.ok).toBe(true);
+    expect((await snap.facts).integrity.detail).toMatch(/^pg_restore --list: \d+ TOC entries$/);
 
     const inspection = await engine.inspect(snap.file);
-    expect(inspection.integrity).toEqual(snap.facts.integrity);
+    expect(inspection.integrity).toEqual((await snap.facts).integrity);
     expect(inspection.tables).toBeUndefined();
   });
 
@@ -165,7 +165,7 @@ describe('PostgresEngine', () => {
       stop = true;
       await writing;
 
-      const counted = snap.facts.tables;
+      const counted = (await snap.facts).tables;
       expect(counted.orders).toBeGreaterThan(target.rowCounts.orders!);
       expect(counted.orders).toBeLessThanOrEqual(target.rowCounts.orders! + atCut);
       expect(counted.fills! - target.rowCounts.fills!).toBe(counted.orders! - target.rowCounts.orders!);
@@ -192,7 +192,7 @@ describe('PostgresEngine', () => {
     expect(engine.location).toBe(urlFor(db.name));
     expect(engine.location).not.toContain(password);
     const snap = await engine.snapshot(freshDir());
-    expect(snap.facts.integrity.ok).toBe(true);
+    expect((await snap.facts).integrity.ok).toBe(true);
 
     const missing = new PostgresEngine(urlFor('lb_test_does_not_exist', password));
     const err = await missing.snapshot(freshDir()).catch((e: unknown) => e);

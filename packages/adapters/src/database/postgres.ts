@@ -94,7 +94,7 @@ export class PostgresEngine implements DatabaseEngine {
         file: dumpFile,
         name,
         size,
-        facts: { engine: 'postgres', version, format: 'pg_dump-custom', tables, integrity },
+        facts: Promise.resolve({ engine: 'postgres' as const, version, format: 'pg_dump-custom', tables, integrity }),
         ...(position ? { position } : {}),
         method: 'pg_dump-snapshot',
       };

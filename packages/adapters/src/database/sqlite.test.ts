@@ -104,9 +104,13 @@ describe('SqliteEngine', () => {
     expect(snap.name).toBe('trading.db');
     expect(snap.size).toBe(statSync(snap.file).size);
     expect(snap.method).toBe('sqlite-backup-api');
-    expect(snap.facts).toMatchObject({ engine: 'sqlite', format: 'sqlite', integrity: { ok: true, detail: 'ok' } });
-    expect(snap.facts.version).toMatch(/^3\.\d+\.\d+/);
-    expect(snap.facts.tables).toEqual(target.rowCounts);
+    expect(await snap.facts).toMatchObject({
+      engine: 'sqlite',
+      format: 'sqlite',
+      integrity: { ok: true, detail: 'ok' },
+    });
+    expect((await snap.facts).version).toMatch(/^3\.\d+\.\d+/);
+    expect((await snap.facts).tables).toEqual(target.rowCounts);
     expect(await engine.inspect(snap.file)).toEqual({
       integrity: { ok: true, detail: 'ok' },
       tables: target.rowCounts,
@@ -128,8 +132,8 @@ describe('SqliteEngine', () => {
       const snap = await engine(source).snapshot(out);
       expect(Date.now() - started).toBeLessThan(10_000);
 
-      expect(snap.facts.integrity).toEqual({ ok: true, detail: 'ok' });
-      const orders = snap.facts.tables.orders!;
+      expect((await snap.facts).integrity).toEqual({ ok: true, detail: 'ok' });
+      const orders = (await snap.facts).tables.orders!;
       expect(orders).toBeGreaterThan(before);
       // Self-contained: a rollback-journal file, nothing beside it.
       expect(journalFormat(snap.file)).toBe(1);
@@ -149,7 +153,7 @@ describe('SqliteEngine', () => {
           n: number;
         };
         expect(fills.n).toBe(written.length);
-        expect(snap.facts.tables.fills).toBe(target.rowCounts.fills! + written.length);
+        expect((await snap.facts).tables.fills).toBe(target.rowCounts.fills! + written.length);
       } finally {
         db.close();
       }

@@ -2,6 +2,8 @@
 import { closeSync, existsSync, openSync, readSync } from 'node:fs';
 import { open, rename, rm, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { type DatabaseEngine, type DatabaseSnapshot, LifeboatError, type SnapshotInspection } from '@lifeboat/domain';
 import Database from 'better-sqlite3';
 
@@ -21,20 +23,17 @@ export class SqliteEngine implements DatabaseEngine {
   }
 
   async snapshot(dir: string): Promise<DatabaseSnapshot> {
-    const source = this.openSource();
+    // Opened here first, so a missing or foreign file fails with its own message at once.
+    this.openSource().close();
     const name = basename(this.location);
     const file = join(dir, name);
     // Built beside the final name and renamed, so a crash never leaves a half-copied file
     // under the name a reader trusts.
     const staging = `${file}.partial`;
     await removeDatabaseFiles(staging);
+    let copied: { version: string };
     try {
-      // SQLite restarts a backup whenever another connection writes between steps, so a
-      // backup in small steps may never end under steady writes. better-sqlite3's first step
-      // copies no pages; the progress callback then asks for every page, and that one step
-      // reads the source inside a single read transaction: a consistent cut, however busy
-      // the writers are.
-      await source.backup(staging, { progress: () => ALL_PAGES });
+      copied = await aside<{ version: string }>({ task: 'copy', source: this.location, dest: staging });
     } catch (err) {
       await removeDatabaseFiles(staging);
       throw databaseError(
@@ -42,31 +41,27 @@ export class SqliteEngine implements DatabaseEngine {
         err,
         'does the snapshot directory exist, with room for a copy of the database?',
       );
-    } finally {
-      source.close();
-    }
-
-    let checked: { version: string; tables: Record<string, number>; integrity: { ok: boolean; detail: string } };
-    try {
-      checked = selfContain(staging);
-    } catch (err) {
-      await removeDatabaseFiles(staging);
-      throw databaseError(`SQLite snapshot of ${this.location} could not be checked`, err);
     }
     await Promise.all(['-wal', '-shm', '-journal'].map((suffix) => rm(file + suffix, { force: true })));
     await rename(staging, file);
     const { size } = await stat(file);
+    // The checks read the finished copy on their own thread while the caller archives it.
+    const facts = aside<{ integrity: { ok: boolean; detail: string }; tables: Record<string, number> }>({
+      task: 'measure',
+      file,
+    }).then(
+      (m) => ({ engine: 'sqlite' as const, version: copied.version, format: 'sqlite' as const, ...m }),
+      (err: unknown) => {
+        throw databaseError(`SQLite snapshot of ${this.location} could not be checked`, err);
+      },
+    );
+    // The caller awaits it; one that fails before then must not leave an unhandled rejection.
+    facts.catch(() => {});
     return {
       file,
       name,
       size,
-      facts: {
-        engine: 'sqlite',
-        version: checked.version,
-        format: 'sqlite',
-        tables: checked.tables,
-        integrity: checked.integrity,
-      },
+      facts,
       // No position: PRAGMA data_version only means something to the connection that read
       // it (it changes when *other* connections commit), so its value is not comparable
       // across connections or processes, and a WAL database's header change counter stays
@@ -147,26 +142,78 @@ export class SqliteEngine implements DatabaseEngine {
   }
 }
 
+export type SqliteTask = { task: 'copy'; source: string; dest: string } | { task: 'measure'; file: string };
+
+/** Runs one of SQLite's long steps in this thread; `aside` runs it on a worker thread. */
+export async function runSqliteTask(t: SqliteTask): Promise<unknown> {
+  return t.task === 'copy' ? copyDatabase(t.source, t.dest) : measureSnapshot(t.file);
+}
+
 /**
- * Turns a fresh backup copy into a self-contained file and measures it: a copy of a WAL
+ * Copies a live database into `dest` and makes the copy self-contained: a copy of a WAL
  * database is itself marked WAL, so it is switched to a rollback journal (no -wal or -shm
- * beside it, readable from a read-only medium) before the checks run on the copy itself.
+ * beside it, readable from a read-only medium).
  */
-function selfContain(file: string): {
-  version: string;
-  tables: Record<string, number>;
-  integrity: { ok: boolean; detail: string };
-} {
-  const db = new Database(file, { fileMustExist: true });
+async function copyDatabase(source: string, dest: string): Promise<{ version: string }> {
+  // Read-only: the backup only reads, and a read-only connection never checkpoints or
+  // removes the live database's -wal file when it closes. It still shares the -shm index,
+  // so it reads alongside a writer in another process in WAL mode.
+  const src = new Database(source, { readonly: true, fileMustExist: true });
+  try {
+    src.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    // SQLite restarts a backup whenever another connection writes between steps, so a
+    // backup in small steps may never end under steady writes. better-sqlite3's first step
+    // copies no pages; the progress callback then asks for every page, and that one step
+    // reads the source inside a single read transaction: a consistent cut, however busy the
+    // writers are.
+    await src.backup(dest, { progress: () => ALL_PAGES });
+  } finally {
+    src.close();
+  }
+  const db = new Database(dest, { fileMustExist: true });
   try {
     db.pragma('journal_mode = DELETE');
-    const version = (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v;
-    const integrity = integrityCheck(db);
-    const tables = countRows(db, userTables(db));
-    return { version, tables, integrity };
+    return { version: (db.prepare('SELECT sqlite_version() AS v').get() as { v: string }).v };
   } finally {
     db.close();
   }
+}
+
+/** The snapshot's integrity check and the row count of every table. */
+function measureSnapshot(file: string): {
+  integrity: { ok: boolean; detail: string };
+  tables: Record<string, number>;
+} {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    const integrity = integrityCheck(db);
+    return { integrity, tables: countRows(db, userTables(db)) };
+  } finally {
+    db.close();
+  }
+}
+
+/** The compiled worker; absent when sources run under a test runner, where tasks run in this thread. */
+function workerModule(): URL | null {
+  const compiled = new URL('./sqlite-worker.js', import.meta.url);
+  return existsSync(fileURLToPath(compiled)) ? compiled : null;
+}
+
+function aside<T>(t: SqliteTask): Promise<T> {
+  const module = workerModule();
+  if (!module) return runSqliteTask(t) as Promise<T>;
+  return new Promise<T>((resolve, reject) => {
+    const worker = new Worker(module, { workerData: t });
+    worker.once('message', (m: { result?: T; error?: string }) => {
+      if (m.error !== undefined) reject(new Error(m.error));
+      else resolve(m.result as T);
+      void worker.terminate();
+    });
+    worker.once('error', reject);
+    worker.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`SQLite's worker thread exited with code ${code}`));
+    });
+  });
 }
 
 function userTables(db: Database.Database): string[] {

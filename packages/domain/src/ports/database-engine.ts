@@ -8,8 +8,12 @@ export interface DatabaseSnapshot {
   /** Name of the entry in the archive, e.g. `trading.db` or `trading.dump`. */
   name: string;
   size: number;
-  /** Facts measured inside the snapshot itself: engine version, row counts, integrity. */
-  facts: Omit<DatabaseFacts, 'path'>;
+  /**
+   * Facts measured inside the snapshot itself: engine version, row counts, integrity. They
+   * may still be being measured while the snapshot file is read (SQLite's are, on a thread
+   * of their own), so a backup archives the file meanwhile and awaits them for its manifest.
+   */
+  facts: Promise<Omit<DatabaseFacts, 'path'>>;
   /** Engine position of the cut, when the engine has one. */
   position?: string;
   method: 'sqlite-backup-api' | 'pg_dump-snapshot';
