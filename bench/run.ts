@@ -253,6 +253,196 @@ async function benchRestore(args: Args) {
   return { bench: 'restore', lines, data };
 }
 
+/**
+ * verify: `lifeboat verify --full` (fetch, gunzip, every entry's sha256 against the
+ * manifest, the archive's own sha256, SQLite's integrity check and row counts on the
+ * restored file, JSON state parsed) vs `sha256sum -c` over the same files already extracted.
+ */
+async function benchVerify(args: Args): Promise<BenchResult> {
+  const target = await dataset(args.size, args.sizeLabel);
+  const work = join(cacheRoot, 'work-verify');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(join(work, 'extracted'), { recursive: true });
+  writeFileSync(
+    join(work, 'lifeboat.yaml'),
+    `store:\n  type: fs\n  path: store\ntargets:\n  bench:\n    root: ${target}\nbackup:\n  verifyAfter: none\n`,
+  );
+  const made = spawnSync(process.execPath, [cli, 'backup', '--config', 'lifeboat.yaml', '--json'], {
+    cwd: work,
+    encoding: 'utf8',
+  });
+  if (made.status !== 0) throw new Error(`lifeboat backup failed: ${made.stderr}`);
+  const backupId = (JSON.parse(made.stdout) as { backupId: string }).backupId;
+  // The same files by hand: a copy of the target and the list of their checksums.
+  timed(
+    `cp -a ${JSON.stringify(`${target}/.`)} extracted/ && cd extracted && find . -type f -print0 | xargs -0 sha256sum > ../SHA256SUMS`,
+    work,
+  );
+  const sourceBytes = dirBytes(target);
+  const a: Measured[] = [];
+  const b: Measured[] = [];
+  for (let i = 0; i < args.runs; i++) {
+    a.push(
+      timed(
+        `node ${JSON.stringify(cli)} verify --config lifeboat.yaml --full --json ${backupId} > verify-result.json`,
+        work,
+      ),
+    );
+    const result = JSON.parse(readFileSync(join(work, 'verify-result.json'), 'utf8')) as {
+      ok: boolean;
+      problems: string[];
+    };
+    if (!result.ok) throw new Error(`lifeboat verify --full failed: ${result.problems.join('; ')}`);
+    b.push(timed('cd extracted && sha256sum --quiet -c ../SHA256SUMS', work));
+    process.stderr.write(
+      `run ${i + 1}/${args.runs}: lifeboat ${a.at(-1)?.wallS.toFixed(2)} s, sha256sum ${b.at(-1)?.wallS.toFixed(2)} s\n`,
+    );
+  }
+  const rows = [
+    rowOf('lifeboat verify --full', a, sourceBytes),
+    rowOf('sha256sum -c over the extracted files', b, sourceBytes),
+  ];
+  const ratio = (rows[0]?.medianWallS ?? 0) / (rows[1]?.medianWallS ?? 1);
+  return {
+    bench: 'verify',
+    lines: [
+      ...table(
+        `verify: ${args.sizeLabel} target (${(sourceBytes / 1024 ** 2).toFixed(0)} MiB of files), median of ${args.runs} runs`,
+        rows,
+      ),
+      `  ratio lifeboat / sha256sum (wall time): ${ratio.toFixed(2)} (target ≤ 1.2)`,
+      "  lifeboat also decompresses the archive, checks its own sha256 and runs the database's integrity check and row counts",
+    ],
+    data: { bench: 'verify', size: args.sizeLabel, sourceBytes, runs: args.runs, backupId, rows, ratio, target: 1.2 },
+  };
+}
+
+/**
+ * postgres-backup: `lifeboat backup` of a PostgreSQL target (pg_dump -Fc in one
+ * repeatable-read snapshot, pg_restore --list, the files, all streamed into one archive) vs
+ * `pg_dump -Fc` + `tar -czf` over the same files. The database is generated once on the
+ * local server (PGURL, default postgres://postgres@127.0.0.1:5432) and kept between runs.
+ */
+async function benchPostgresBackup(args: Args): Promise<BenchResult> {
+  const admin = process.env.PGURL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const dbName = `lifeboat_bench_${args.sizeLabel.toLowerCase()}`;
+  const url = new URL(admin);
+  url.pathname = `/${dbName}`;
+  const dbUrl = url.toString();
+  const dir = join(cacheRoot, `postgres-${args.sizeLabel}-seed1`);
+  const target = join(dir, 'target');
+  if (!existsSync(join(dir, '.complete'))) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const psql = (sql: string) => {
+      const r = spawnSync('psql', [admin, '-v', 'ON_ERROR_STOP=1', '-qc', sql], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`psql failed: ${r.stderr}`);
+    };
+    psql(`DROP DATABASE IF EXISTS ${dbName}`);
+    psql(`CREATE DATABASE ${dbName}`);
+    process.stderr.write(
+      `generating a ${args.sizeLabel} Sofia-shaped PostgreSQL target in database ${dbName} (kept for later runs)…\n`,
+    );
+    await generateTarget(target, { sizeBytes: args.size, seed: 1, db: 'postgres', postgresUrl: dbUrl });
+    writeFileSync(join(dir, '.complete'), new Date().toISOString());
+  }
+  const work = join(cacheRoot, 'work-postgres-backup');
+  rmSync(work, { recursive: true, force: true });
+  mkdirSync(work, { recursive: true });
+  writeFileSync(
+    join(work, 'lifeboat.yaml'),
+    `store:\n  type: fs\n  path: store\ntargets:\n  bench:\n    root: ${target}\n    database:\n      engine: postgres\n      urlEnv: BENCH_DB_URL\n`,
+  );
+  const sourceBytes = dirBytes(target);
+  const runbook = [
+    'set -e',
+    'mkdir -p manual/sofia',
+    `pg_dump -Fc -f manual/sofia/trading.dump ${JSON.stringify(dbUrl)}`,
+    `cp -a ${JSON.stringify(`${target}/.`)} manual/sofia/`,
+    'tar -czf manual/sofia.tar.gz -C manual sofia',
+    'rm -rf manual/sofia',
+  ].join('\n');
+  const a: Measured[] = [];
+  const b: Measured[] = [];
+  let lifeboatArchive = 0;
+  let runbookArchive = 0;
+  for (let i = 0; i < args.runs; i++) {
+    rmSync(join(work, 'store'), { recursive: true, force: true });
+    rmSync(join(work, 'manual'), { recursive: true, force: true });
+    a.push(
+      timed(
+        `BENCH_DB_URL=${JSON.stringify(dbUrl)} node ${JSON.stringify(cli)} backup --config lifeboat.yaml --reason bench`,
+        work,
+      ),
+    );
+    lifeboatArchive = dirBytes(join(work, 'store'));
+    b.push(timed(runbook, work));
+    runbookArchive = dirBytes(join(work, 'manual'));
+    process.stderr.write(
+      `run ${i + 1}/${args.runs}: lifeboat ${a.at(-1)?.wallS.toFixed(2)} s, runbook ${b.at(-1)?.wallS.toFixed(2)} s\n`,
+    );
+  }
+  const rows = [
+    { ...rowOf('lifeboat backup (+ quick verify)', a, sourceBytes), archiveBytes: lifeboatArchive },
+    { ...rowOf('runbook: pg_dump -Fc + cp + tar -czf', b, sourceBytes), archiveBytes: runbookArchive },
+  ];
+  const ratio = (rows[0]?.medianWallS ?? 0) / (rows[1]?.medianWallS ?? 1);
+  return {
+    bench: 'postgres-backup',
+    lines: [
+      ...table(
+        `postgres-backup: ${args.sizeLabel} PostgreSQL target (${(sourceBytes / 1024 ** 2).toFixed(0)} MiB of files beside the database), median of ${args.runs} runs`,
+        rows,
+      ),
+      `  ratio lifeboat / runbook (wall time): ${ratio.toFixed(2)} (target ≤ 0.5)`,
+    ],
+    data: {
+      bench: 'postgres-backup',
+      size: args.sizeLabel,
+      database: dbName,
+      sourceBytes,
+      runs: args.runs,
+      rows,
+      ratio,
+      target: 0.5,
+    },
+  };
+}
+
+interface Row {
+  name: string;
+  medianWallS: number;
+  minWallS: number;
+  maxWallS: number;
+  mibPerS: number;
+  peakRssMiB: number;
+  archiveBytes?: number;
+}
+
+function rowOf(name: string, ms: Measured[], bytes: number): Row {
+  const wall = median(ms.map((m) => m.wallS));
+  return {
+    name,
+    medianWallS: wall,
+    minWallS: Math.min(...ms.map((m) => m.wallS)),
+    maxWallS: Math.max(...ms.map((m) => m.wallS)),
+    mibPerS: bytes / 1024 ** 2 / wall,
+    peakRssMiB: Math.max(...ms.map((m) => m.peakRssMiB)),
+  };
+}
+
+function table(title: string, rows: Row[]): string[] {
+  const archive = rows.some((r) => r.archiveBytes !== undefined);
+  return [
+    title,
+    `  ${'operation'.padEnd(44)} ${'wall s'.padStart(8)} ${'MiB/s'.padStart(8)} ${'peak RSS MiB'.padStart(13)}${archive ? ' archive MiB'.padStart(13) : ''}`,
+    ...rows.map(
+      (r) =>
+        `  ${r.name.padEnd(44)} ${r.medianWallS.toFixed(2).padStart(8)} ${r.mibPerS.toFixed(1).padStart(8)} ${r.peakRssMiB.toFixed(0).padStart(13)}${r.archiveBytes === undefined ? '' : (r.archiveBytes / 1024 ** 2).toFixed(1).padStart(13)}`,
+    ),
+  ];
+}
+
 /** A benchmark's outcome: the lines it prints and the data `--json` gives. */
 interface BenchResult {
   bench: string;
@@ -277,8 +467,10 @@ const BENCHES: Record<string, (args: Args) => Promise<BenchResult>> = {
     const r = await benchBackup(args);
     return { bench: r.bench, lines: backupLines(r), data: r };
   },
-  reconcile: (args) => benchReconcile({ cacheRoot, orders: args.orders, runs: args.runs }),
+  'postgres-backup': benchPostgresBackup,
   restore: benchRestore,
+  verify: benchVerify,
+  reconcile: (args) => benchReconcile({ cacheRoot, orders: args.orders, runs: args.runs }),
   soak: (args) => benchSoak({ cli, cacheRoot, seconds: args.seconds, rate: args.rate }),
 };
 
