@@ -325,7 +325,7 @@ async function benchVerify(args: Args): Promise<BenchResult> {
  */
 async function benchPostgresBackup(args: Args): Promise<BenchResult> {
   const admin = process.env.PGURL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-  const dbName = `lifeboat_bench_${args.sizeLabel.toLowerCase()}`;
+  const dbName = `lifeboat_bench_${args.sizeLabel.toLowerCase().replace(/[^a-z0-9]/g, '_')}`;
   const url = new URL(admin);
   url.pathname = `/${dbName}`;
   const dbUrl = url.toString();
@@ -353,7 +353,10 @@ async function benchPostgresBackup(args: Args): Promise<BenchResult> {
     join(work, 'lifeboat.yaml'),
     `store:\n  type: fs\n  path: store\ntargets:\n  bench:\n    root: ${target}\n    database:\n      engine: postgres\n      urlEnv: BENCH_DB_URL\n`,
   );
-  const sourceBytes = dirBytes(target);
+  const size = spawnSync('psql', [dbUrl, '-Atc', 'SELECT pg_database_size(current_database())'], { encoding: 'utf8' });
+  if (size.status !== 0) throw new Error(`psql failed: ${size.stderr}`);
+  const databaseBytes = Number(size.stdout.trim());
+  const sourceBytes = dirBytes(target) + databaseBytes;
   const runbook = [
     'set -e',
     'mkdir -p manual/sofia',
@@ -391,7 +394,7 @@ async function benchPostgresBackup(args: Args): Promise<BenchResult> {
     bench: 'postgres-backup',
     lines: [
       ...table(
-        `postgres-backup: ${args.sizeLabel} PostgreSQL target (${(sourceBytes / 1024 ** 2).toFixed(0)} MiB of files beside the database), median of ${args.runs} runs`,
+        `postgres-backup: ${args.sizeLabel} PostgreSQL target (database ${(databaseBytes / 1024 ** 2).toFixed(0)} MiB on disk, ${((sourceBytes - databaseBytes) / 1024 ** 2).toFixed(0)} MiB of files), median of ${args.runs} runs`,
         rows,
       ),
       `  ratio lifeboat / runbook (wall time): ${ratio.toFixed(2)} (target ≤ 0.5)`,

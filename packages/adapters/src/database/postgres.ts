@@ -67,6 +67,9 @@ export class PostgresEngine implements DatabaseEngine {
         'pg_dump',
         [
           '--format=custom',
+          // Uncompressed: the archive compresses it on every core; compressing here too
+          // would spend a core's time on bytes gzip then cannot shrink.
+          '--compress=0',
           `--snapshot=${id}`,
           '--no-password',
           `--lock-wait-timeout=${LOCK_WAIT_TIMEOUT}`,
