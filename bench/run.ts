@@ -1,14 +1,18 @@
 // Benchmarks of Lifeboat operations against the shell commands a person would run instead,
-// on the same data in the same run: `npm run bench -- <name> [--size 1GiB] [--runs 3] [--json]`;
-// `soak [--seconds 60] [--rate 100]` runs the demo and watches its memory; `reconcile
-// [--orders 1000000]` reconciles N orders and 2N fills over 1,000 symbols.
-// Each operation runs as a whole process, alternating with its baseline, and the table shows
-// median wall time, throughput, peak memory and the ratio Lifeboat / baseline.
+// on the same data in the same run: `npm run bench -- <name>|all [--size 1GiB] [--runs 3]
+// [--json]`. backup, postgres-backup, restore and verify run each operation as a whole
+// process, alternating with its baseline, and show median wall time, throughput, peak memory
+// and the ratio Lifeboat / baseline; `reconcile [--orders 1000000]` reconciles N orders and
+// 2N fills over 1,000 symbols; `queue [--jobs 5000]` times empty jobs through BullMQ;
+// `kill-switch [--trials 20]` times `lifeboat kill-switch activate` until the paper-trader
+// refuses orders; `soak [--seconds 60] [--rate 100]` runs the demo and watches its memory.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { generateTarget } from '@lifeboat/demo-data';
 import { parseSize } from '@lifeboat/domain';
+import { benchKillSwitch } from './kill-switch.js';
+import { benchQueue } from './queue.js';
 import { benchReconcile } from './reconcile.js';
 import { benchSoak } from './soak.js';
 
@@ -25,6 +29,8 @@ interface Args {
   seconds: number;
   rate: number;
   orders: number;
+  jobs: number;
+  trials: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -37,6 +43,8 @@ function parseArgs(argv: string[]): Args {
     seconds: 60,
     rate: 100,
     orders: 1_000_000,
+    jobs: 5000,
+    trials: 20,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
@@ -47,6 +55,8 @@ function parseArgs(argv: string[]): Args {
     else if (a === '--seconds') args.seconds = Number(argv[++i]);
     else if (a === '--rate') args.rate = Number(argv[++i]);
     else if (a === '--orders') args.orders = Number(argv[++i]);
+    else if (a === '--jobs') args.jobs = Number(argv[++i]);
+    else if (a === '--trials') args.trials = Number(argv[++i]);
     else if (a === '--json') args.json = true;
     else if (!a.startsWith('-')) args.name = a;
     else throw new Error(`unknown option ${a}`);
@@ -54,6 +64,8 @@ function parseArgs(argv: string[]): Args {
   if (!Number.isInteger(args.runs) || args.runs < 1) throw new Error('--runs must be a positive whole number');
   if (!(args.seconds > 0)) throw new Error('--seconds must be a positive number');
   if (!Number.isInteger(args.rate) || args.rate < 1) throw new Error('--rate must be a positive whole number');
+  if (!Number.isInteger(args.jobs) || args.jobs < 1) throw new Error('--jobs must be a positive whole number');
+  if (!Number.isInteger(args.trials) || args.trials < 1) throw new Error('--trials must be a positive whole number');
   return args;
 }
 
@@ -474,6 +486,8 @@ const BENCHES: Record<string, (args: Args) => Promise<BenchResult>> = {
   restore: benchRestore,
   verify: benchVerify,
   reconcile: (args) => benchReconcile({ cacheRoot, orders: args.orders, runs: args.runs }),
+  queue: (args) => benchQueue({ jobs: args.jobs, runs: args.runs }),
+  'kill-switch': (args) => benchKillSwitch({ cli, cacheRoot, trials: args.trials }),
   soak: (args) => benchSoak({ cli, cacheRoot, seconds: args.seconds, rate: args.rate }),
 };
 
