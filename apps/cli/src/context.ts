@@ -11,9 +11,8 @@ import {
   loadConfig,
   type Runtime,
 } from '@lifeboat/adapters';
-import { backup, type Logger } from '@lifeboat/backup';
+import type { Logger } from '@lifeboat/backup';
 import type { JobBus, QueueName } from '@lifeboat/domain';
-import { reconcile } from '@lifeboat/reconciler';
 
 export interface GlobalOptions {
   config?: string;
@@ -40,6 +39,8 @@ export function distributed(): boolean {
 export async function openBus(runtime: Runtime): Promise<JobBus> {
   const bus = createJobBus();
   if (!distributed()) {
+    // Loaded here, not at the top: a command that never runs a job never loads the apps.
+    const [{ backup }, { reconcile }] = await Promise.all([import('@lifeboat/backup'), import('@lifeboat/reconciler')]);
     const log = cliLogger();
     const { trail } = await auditTrail(runtime);
     const actor = cliActor();

@@ -1,14 +1,17 @@
 // The `lifeboat` command: the operator's entry point to every Lifeboat operation.
 import { Command, CommanderError, Option } from 'commander';
-import { auditListCommand, auditVerifyCommand } from './commands/audit.js';
-import { backupCommand, extractCommand, listCommand, pruneCommand, verifyCommand } from './commands/backup.js';
-import { catalogSyncCommand } from './commands/catalog.js';
-import { consoleCommand, consoleTokenCommand } from './commands/console.js';
-import { demoInitCommand } from './commands/demo.js';
-import { demoStartCommand, demoStopCommand } from './commands/demo-run.js';
-import { drillListCommand, drillReportCommand, drillRunCommand, drillScheduleCommand } from './commands/drill.js';
-import { reconcileCommand } from './commands/reconcile.js';
-import { killSwitchCommand, restoreCommand } from './commands/restore.js';
+// Commands are loaded when they run: `kill-switch activate` must not wait for the S3 SDK,
+// BullMQ and the console to load before it halts trading.
+import type * as Audit from './commands/audit.js';
+import type * as Backup from './commands/backup.js';
+import type * as Catalog from './commands/catalog.js';
+import type * as Console from './commands/console.js';
+import type * as Demo from './commands/demo.js';
+import type * as DemoRun from './commands/demo-run.js';
+import type * as Drill from './commands/drill.js';
+import type * as KillSwitch from './commands/kill-switch.js';
+import type * as Reconcile from './commands/reconcile.js';
+import type * as Restore from './commands/restore.js';
 import { describeError, EXIT, errorJson, exitCodeFor, printJson } from './output.js';
 
 const program = new Command('lifeboat')
@@ -54,7 +57,11 @@ demo
   .option('--port <n>', 'the paper-trader API port written to lifeboat.yaml (targets.demo.api.url)', '8023')
   .option('--exchange-port <n>', 'the simulated exchange port the control commands use', '8024')
   .option('--json', 'print one JSON result')
-  .action(run((dir: string, opts: Parameters<typeof demoInitCommand>[1]) => demoInitCommand(dir, opts)));
+  .action(
+    run((dir: string, opts: Parameters<typeof Demo.demoInitCommand>[1]) =>
+      import('./commands/demo.js').then((m) => m.demoInitCommand(dir, opts)),
+    ),
+  );
 
 withGlobals(demo.command('start'))
   .description('run the paper-trader and its simulated exchange over the demo directory (Ctrl-C stops them)')
@@ -67,14 +74,22 @@ withGlobals(demo.command('start'))
   .option('--root <dir>', "with --detach --only paper-trader: run a copy of the target from <dir> (a drill's sandbox)")
   .option('--exchange-url <url>', 'the exchange the paper-trader talks to (default: the demo exchange)')
   .option('--json', 'print one JSON result (with --detach)')
-  .action(run((opts: Parameters<typeof demoStartCommand>[0]) => demoStartCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof DemoRun.demoStartCommand>[0]) =>
+      import('./commands/demo-run.js').then((m) => m.demoStartCommand(opts)),
+    ),
+  );
 
 withGlobals(demo.command('stop'))
   .description('stop a detached demo (SIGTERM, then SIGKILL after 15 s)')
   .option('--only <process>', 'stop only exchange or paper-trader')
   .option('--root <dir>', 'stop the copy started with --root <dir>')
   .option('--json', 'print one JSON result')
-  .action(run((opts: Parameters<typeof demoStopCommand>[0]) => demoStopCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof DemoRun.demoStopCommand>[0]) =>
+      import('./commands/demo-run.js').then((m) => m.demoStopCommand(opts)),
+    ),
+  );
 
 withGlobals(program.command('backup'))
   .description('back up the target: database, state files, reports, config and audit logs, in one consistent cut')
@@ -87,31 +102,51 @@ withGlobals(program.command('backup'))
     'the schedule slot this backup is for (a second request for one slot makes no second backup)',
   )
   .option('--json', 'print one JSON result')
-  .action(run((opts: Parameters<typeof backupCommand>[0]) => backupCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof Backup.backupCommand>[0]) =>
+      import('./commands/backup.js').then((m) => m.backupCommand(opts)),
+    ),
+  );
 
 const backups = program.command('backups').description('the catalog of backups');
 withGlobals(backups.command('list'))
   .description('list committed backups, oldest first, with their verification state')
   .option('--json', 'print one JSON result')
-  .action(run((opts: Parameters<typeof listCommand>[0]) => listCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof Backup.listCommand>[0]) =>
+      import('./commands/backup.js').then((m) => m.listCommand(opts)),
+    ),
+  );
 
 withGlobals(program.command('verify <backup>'))
   .description('verify a backup (an id, or "latest"): quick checks the archive checksum, --full every entry')
   .option('--full', 'decrypt and unpack; check every entry, the database integrity and the JSON state')
   .option('--json', 'print one JSON result')
-  .action(run((id: string, opts: Parameters<typeof verifyCommand>[1]) => verifyCommand(id, opts)));
+  .action(
+    run((id: string, opts: Parameters<typeof Backup.verifyCommand>[1]) =>
+      import('./commands/backup.js').then((m) => m.verifyCommand(id, opts)),
+    ),
+  );
 
 withGlobals(program.command('extract <backup>'))
   .description('write the files of a backup (an id, or "latest") into a new directory, as the target had them')
   .requiredOption('--to <dir>', 'destination directory (must be new or empty)')
   .option('--json', 'print one JSON result')
-  .action(run((id: string, opts: Parameters<typeof extractCommand>[1]) => extractCommand(id, opts)));
+  .action(
+    run((id: string, opts: Parameters<typeof Backup.extractCommand>[1]) =>
+      import('./commands/backup.js').then((m) => m.extractCommand(id, opts)),
+    ),
+  );
 
 withGlobals(program.command('prune'))
   .description('apply retention (default: keep 30 daily); never deletes the newest verified backup')
   .option('--dry-run', 'print the plan without deleting anything')
   .option('--json', 'print one JSON result')
-  .action(run((opts: Parameters<typeof pruneCommand>[0]) => pruneCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof Backup.pruneCommand>[0]) =>
+      import('./commands/backup.js').then((m) => m.pruneCommand(opts)),
+    ),
+  );
 
 withGlobals(program.command('reconcile'))
   .description(
@@ -128,7 +163,11 @@ withGlobals(program.command('reconcile'))
   .option('--items <which>', 'items in the report: exceptions (default) or all')
   .option('--no-store', 'do not store the report in the object store')
   .option('--json', 'print one JSON result')
-  .action(run((opts: Parameters<typeof reconcileCommand>[0]) => reconcileCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof Reconcile.reconcileCommand>[0]) =>
+      import('./commands/reconcile.js').then((m) => m.reconcileCommand(opts)),
+    ),
+  );
 
 withGlobals(program.command('restore'))
   .description("run a recovery scenario (the runbook's): kill switch ON first, every step timed")
@@ -141,13 +180,21 @@ withGlobals(program.command('restore'))
   .option('--sign-off <name>', 'who accepts the reconciliation corrections')
   .option('--reason <text>', 'why (goes into the kill switch events)', 'restore')
   .option('--json', 'print one JSON result')
-  .action(run((opts: Parameters<typeof restoreCommand>[0]) => restoreCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof Restore.restoreCommand>[0]) =>
+      import('./commands/restore.js').then((m) => m.restoreCommand(opts)),
+    ),
+  );
 
 withGlobals(program.command('kill-switch <action>'))
   .description('status, activate or deactivate the kill switch (deactivation needs a passing reconciliation)')
   .option('--reason <text>', 'why (required to change it; goes into the audit trail)')
   .option('--json', 'print one JSON result')
-  .action(run((action: string, opts: Parameters<typeof killSwitchCommand>[1]) => killSwitchCommand(action, opts)));
+  .action(
+    run((action: string, opts: Parameters<typeof KillSwitch.killSwitchCommand>[1]) =>
+      import('./commands/kill-switch.js').then((m) => m.killSwitchCommand(action, opts)),
+    ),
+  );
 
 const drill = program
   .command('drill')
@@ -159,45 +206,77 @@ withGlobals(drill.command('run <drill>'))
   .option('--html <file>', 'also write the HTML report to <file>')
   .option('--open', 'open the HTML report in a browser')
   .option('--json', 'print the report as JSON')
-  .action(run((name: string, opts: Parameters<typeof drillRunCommand>[1]) => drillRunCommand(name, opts)));
+  .action(
+    run((name: string, opts: Parameters<typeof Drill.drillRunCommand>[1]) =>
+      import('./commands/drill.js').then((m) => m.drillRunCommand(name, opts)),
+    ),
+  );
 withGlobals(drill.command('list'))
   .description('the drills that ran, newest last, with their RTO and RPO')
   .option('--json', 'print one JSON result')
-  .action(run((opts: Parameters<typeof drillListCommand>[0]) => drillListCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof Drill.drillListCommand>[0]) =>
+      import('./commands/drill.js').then((m) => m.drillListCommand(opts)),
+    ),
+  );
 withGlobals(drill.command('report <id>'))
   .description('print a stored drill report (an id from `drill list`, or latest)')
   .option('--html <file>', 'write its HTML page to <file>')
   .option('--json', 'print the report as JSON')
-  .action(run((id: string, opts: Parameters<typeof drillReportCommand>[1]) => drillReportCommand(id, opts)));
+  .action(
+    run((id: string, opts: Parameters<typeof Drill.drillReportCommand>[1]) =>
+      import('./commands/drill.js').then((m) => m.drillReportCommand(id, opts)),
+    ),
+  );
 withGlobals(drill.command('schedule'))
   .description('the next scheduled drills (UTC), from lifeboat.yaml or the default schedule')
   .option('--from <date>', 'list runs after this instant (default: now)')
   .option('--count <n>', 'how many runs', '20')
   .option('--json', 'print an array of {drill, at}')
-  .action(run((opts: Parameters<typeof drillScheduleCommand>[0]) => drillScheduleCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof Drill.drillScheduleCommand>[0]) =>
+      import('./commands/drill.js').then((m) => m.drillScheduleCommand(opts)),
+    ),
+  );
 
 const catalog = program.command('catalog').description("distributed mode's PostgreSQL catalog (LIFEBOAT_CATALOG_URL)");
 withGlobals(catalog.command('sync'))
   .description('rebuild the catalog from the store (the source of truth): every record upserted, stale rows removed')
   .option('--json', 'print one JSON result')
-  .action(run((opts: Parameters<typeof catalogSyncCommand>[0]) => catalogSyncCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof Catalog.catalogSyncCommand>[0]) =>
+      import('./commands/catalog.js').then((m) => m.catalogSyncCommand(opts)),
+    ),
+  );
 
 const audit = program.command('audit').description('the tamper-evident audit trail of who did what');
 withGlobals(audit.command('verify'))
   .description('recompute the hash chain (and compare the catalog copy); names the first broken entry')
   .option('--json', 'print one JSON result')
-  .action(run((opts: Parameters<typeof auditVerifyCommand>[0]) => auditVerifyCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof Audit.auditVerifyCommand>[0]) =>
+      import('./commands/audit.js').then((m) => m.auditVerifyCommand(opts)),
+    ),
+  );
 withGlobals(audit.command('list'))
   .description('the newest audit entries')
   .option('--limit <n>', 'how many', '20')
   .option('--json', 'print one JSON result')
-  .action(run((opts: Parameters<typeof auditListCommand>[0]) => auditListCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof Audit.auditListCommand>[0]) =>
+      import('./commands/audit.js').then((m) => m.auditListCommand(opts)),
+    ),
+  );
 
 const consoleCmd = withGlobals(program.command('console'))
   .description('the console: API, dashboard and queue board (embedded unless LIFEBOAT_REDIS_URL is set)')
   .option('--port <n>', 'port to listen on', process.env.LIFEBOAT_CONSOLE_PORT ?? '9200')
   .option('--host <address>', 'address to listen on', process.env.LIFEBOAT_CONSOLE_HOST ?? '127.0.0.1')
-  .action(run((opts: Parameters<typeof consoleCommand>[0]) => consoleCommand(opts)));
+  .action(
+    run((opts: Parameters<typeof Console.consoleCommand>[0]) =>
+      import('./commands/console.js').then((m) => m.consoleCommand(opts)),
+    ),
+  );
 withGlobals(consoleCmd.command('token'))
   .description('make a console token; prints it once, with the grant line that lets it in')
   .requiredOption('--name <name>', 'who it is for (two-person rules compare names)')
@@ -207,7 +286,9 @@ withGlobals(consoleCmd.command('token'))
   // --config given after `token` is parsed by `console` (a global option): read both.
   .action(
     run((_opts: unknown, cmd: Command) =>
-      consoleTokenCommand(cmd.optsWithGlobals() as Parameters<typeof consoleTokenCommand>[0]),
+      import('./commands/console.js').then((m) =>
+        m.consoleTokenCommand(cmd.optsWithGlobals() as Parameters<typeof Console.consoleTokenCommand>[0]),
+      ),
     ),
   );
 

@@ -1,11 +1,8 @@
-// `lifeboat restore`: a recovery scenario as a measured plan, with a live timeline; and
-// `lifeboat kill-switch status|activate|deactivate`, where deactivation after a recovery
-// needs a passing reconciliation newer than the activation.
+// `lifeboat restore`: a recovery scenario as a measured plan, with a live timeline.
 import { randomUUID } from 'node:crypto';
-import { appendFile, mkdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
-import { createKillSwitch, createLockProvider } from '@lifeboat/adapters';
+import { createLockProvider } from '@lifeboat/adapters';
 import {
   LifeboatError,
   type ReconcileJobResult,
@@ -13,18 +10,8 @@ import {
   type RestoreResult,
   type StepRecord,
 } from '@lifeboat/domain';
-import { deactivationEvidence, restore } from '@lifeboat/restore';
-import {
-  audited,
-  auditTrail,
-  cliActor,
-  cliLogger,
-  closeAuditTrail,
-  distributed,
-  type GlobalOptions,
-  openBus,
-  openRuntime,
-} from '../context.js';
+import { restore } from '@lifeboat/restore';
+import { audited, cliLogger, distributed, type GlobalOptions, openBus, openRuntime } from '../context.js';
 import { EXIT, formatDuration, printJson } from '../output.js';
 
 export interface RestoreOptions extends GlobalOptions {
@@ -174,75 +161,4 @@ function printRestore(r: RestoreResult): void {
   console.log(
     `  ready to trade: ${r.readyToTrade ? 'yes — deactivate with `lifeboat kill-switch deactivate --reason …`' : 'no — trading stays halted'}`,
   );
-}
-
-export interface KillSwitchOptions extends GlobalOptions {
-  reason?: string;
-  json?: boolean;
-}
-
-export async function killSwitchCommand(action: string, opts: KillSwitchOptions): Promise<number> {
-  if (!['status', 'activate', 'deactivate'].includes(action)) {
-    throw new LifeboatError(
-      'INVALID_REQUEST',
-      `kill-switch: unknown action "${action}" (status, activate or deactivate)`,
-    );
-  }
-  const runtime = await openRuntime(opts);
-  const target = runtime.target(opts.target);
-  const ks = createKillSwitch(target);
-  const who = process.env.USER ?? 'unknown';
-  if (action !== 'status' && !opts.reason) {
-    throw new LifeboatError(
-      'INVALID_REQUEST',
-      `kill-switch ${action} needs --reason "…" (it goes into the audit trail)`,
-    );
-  }
-  let reading = await ks.status();
-  let note: string | undefined;
-  if (action === 'activate') {
-    reading = await ks.activate(opts.reason as string, { by: who, via: 'lifeboat-cli' });
-  } else if (action === 'deactivate') {
-    // Trading resumes only on a passing reconciliation that started after the last halt.
-    const rec = await deactivationEvidence(runtime, target.name, reading);
-    reading = await ks.deactivate(opts.reason as string, { by: who, via: 'lifeboat-cli', reconciliation: rec.key });
-    note = `reconciliation ${rec.key} (${rec.verdict})`;
-  }
-  if (action !== 'status') {
-    // Lifeboat's own audit trail (hash-chained, in the store) records every change of the switch.
-    try {
-      const { trail } = await auditTrail(runtime);
-      await trail.append({
-        actor: cliActor(),
-        action: `kill_switch.${action}`,
-        target: target.name,
-        details: { reason: opts.reason, via: reading.via, state: reading.state, ...(note ? { evidence: note } : {}) },
-      });
-    } finally {
-      await closeAuditTrail();
-    }
-    // The trail of who changed the switch and why, beside the target's own audit log.
-    const exists = await stat(target.root).then(
-      (s) => s.isDirectory(),
-      () => false,
-    );
-    if (exists) {
-      await mkdir(resolve(target.root, 'logs'), { recursive: true });
-      await appendFile(
-        resolve(target.root, 'logs', 'audit.jsonl'),
-        `${JSON.stringify({ timestamp: new Date().toISOString(), event: `kill_switch_${action}`, actor: 'lifeboat', by: who, reason: opts.reason, via: reading.via, ...(note ? { evidence: note } : {}) })}\n`,
-      );
-    }
-  }
-  if (opts.json) printJson({ target: target.name, action, ...reading, ...(note ? { evidence: note } : {}) });
-  else {
-    console.log(
-      `kill switch of ${target.name}: ${reading.state} (via ${reading.via}${reading.fallback ? `: ${reading.fallback}` : ''})`,
-    );
-    if (note) console.log(`  allowed by ${note}`);
-    const last = reading.file?.events.at(-1);
-    if (last)
-      console.log(`  last event ${last.timestamp} ${last.activated ? 'ON' : 'OFF'} by ${last.trigger}: ${last.reason}`);
-  }
-  return EXIT.ok;
 }
