@@ -28,7 +28,12 @@ function deflateBlock(block: Buffer, dictionary: Buffer | undefined, level: numb
   return new Promise((resolve, reject) => {
     deflateRaw(
       block,
-      { level, finishFlush: constants.Z_SYNC_FLUSH, ...(dictionary ? { dictionary } : {}) },
+      {
+        level,
+        finishFlush: constants.Z_SYNC_FLUSH,
+        chunkSize: block.length + (block.length >> 6) + 1024,
+        ...(dictionary ? { dictionary } : {}),
+      },
       (err, out) => (err ? reject(err) : resolve(out)),
     );
   });
