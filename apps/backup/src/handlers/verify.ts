@@ -8,7 +8,13 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { inspectDatabaseFile, measure, openArchive, type Runtime } from '@lifeboat/adapters';
-import { archiveLimits, LifeboatError, type Manifest, type VerificationRecord } from '@lifeboat/domain';
+import {
+  archiveLimits,
+  LifeboatError,
+  type Manifest,
+  type SnapshotInspection,
+  type VerificationRecord,
+} from '@lifeboat/domain';
 import { type BackupContext, throttled } from '../context.js';
 import { readManifest, verificationKey } from './catalog.js';
 
@@ -47,7 +53,8 @@ async function checkEveryEntry(
 ): Promise<void> {
   const expected = new Map(manifest.entries.map((e) => [e.path, e]));
   const seen = new Set<string>();
-  let dbFile: string | undefined;
+  // The database's own check starts as soon as its file is out, beside the rest of the archive.
+  let dbCheck: Promise<SnapshotInspection> | undefined;
   const opened = await openArchive(runtime.store, manifest.archive.key, {
     limits: archiveLimits(manifest),
     encrypted: manifest.archive.encryption !== null,
@@ -90,8 +97,12 @@ async function checkEveryEntry(
       const keepJson = exp.path.endsWith('.json') && exp.size <= 16 << 20;
       const text: Buffer[] = [];
       if (exp.role === 'database') {
-        dbFile = join(scratch, 'database');
+        const dbFile = join(scratch, 'database');
         await pipeline(Readable.from(hashed.stream), createWriteStream(dbFile));
+        if (manifest.database) {
+          dbCheck = inspectDatabaseFile(manifest.database.engine, dbFile);
+          dbCheck.catch(() => {}); // awaited below; the archive may fail first
+        }
       } else {
         for await (const c of hashed.stream) if (keepJson) text.push(Buffer.from(c));
       }
@@ -139,8 +150,8 @@ async function checkEveryEntry(
     detail: archiveOk ? `sha256 ${d.sha256}` : `sha256 ${d.sha256}, expected ${manifest.archive.sha256}`,
   });
 
-  if (manifest.database && dbFile) {
-    const inspection = await inspectDatabaseFile(manifest.database.engine, dbFile);
+  if (manifest.database && dbCheck) {
+    const inspection = await dbCheck;
     checks.push({ name: 'database integrity', ok: inspection.integrity.ok, detail: inspection.integrity.detail });
     if (inspection.tables) {
       const want = manifest.database.tables;

@@ -70,49 +70,9 @@ export class SqliteEngine implements DatabaseEngine {
     };
   }
 
-  async inspect(file: string): Promise<SnapshotInspection> {
-    const path = resolve(file);
-    if (!existsSync(path)) {
-      throw new LifeboatError('DATABASE_ERROR', `SQLite snapshot ${path} not found`, {
-        hint: 'check the path of the extracted database file',
-        retryable: false,
-      });
-    }
-    // SQLite would open an empty or foreign file as a new, empty database and call it
-    // healthy; the header's magic string says whether this is a database at all.
-    if (!(await hasSqliteHeader(path))) {
-      throw new LifeboatError('DATABASE_ERROR', `${path} is not a SQLite database (no SQLite header)`, {
-        hint: 'is this the right file, and was it extracted completely?',
-        retryable: false,
-      });
-    }
-    let db: Database.Database;
-    try {
-      db = new Database(path, { readonly: true, fileMustExist: true });
-    } catch (err) {
-      throw databaseError(`SQLite snapshot ${path} could not be opened`, err);
-    }
-    try {
-      let names: string[];
-      try {
-        names = userTables(db);
-      } catch (err) {
-        // The header or the schema page is unreadable: not a database at all (or one too
-        // damaged to say which tables it had).
-        throw databaseError(`${path} is not a SQLite database`, err, 'is this the right file?', false);
-      }
-      const integrity = integrityCheck(db);
-      let tables: Record<string, number> | undefined;
-      try {
-        tables = countRows(db, names);
-      } catch {
-        // A damaged table cannot be counted; the integrity result already says why.
-        tables = undefined;
-      }
-      return tables ? { integrity, tables } : { integrity };
-    } finally {
-      db.close();
-    }
+  /** On a thread of its own: a large database takes seconds to check, and the caller's lock must keep renewing. */
+  inspect(file: string): Promise<SnapshotInspection> {
+    return aside<SnapshotInspection>({ task: 'inspect', file: resolve(file) });
   }
 
   private openSource(): Database.Database {
@@ -142,11 +102,61 @@ export class SqliteEngine implements DatabaseEngine {
   }
 }
 
-export type SqliteTask = { task: 'copy'; source: string; dest: string } | { task: 'measure'; file: string };
+export type SqliteTask =
+  | { task: 'copy'; source: string; dest: string }
+  | { task: 'measure'; file: string }
+  | { task: 'inspect'; file: string };
 
 /** Runs one of SQLite's long steps in this thread; `aside` runs it on a worker thread. */
 export async function runSqliteTask(t: SqliteTask): Promise<unknown> {
-  return t.task === 'copy' ? copyDatabase(t.source, t.dest) : measureSnapshot(t.file);
+  if (t.task === 'copy') return copyDatabase(t.source, t.dest);
+  if (t.task === 'measure') return measureSnapshot(t.file);
+  return inspectSnapshot(t.file);
+}
+
+/** Checks a snapshot file that may be anything: a missing file, a foreign one, a damaged database. */
+async function inspectSnapshot(path: string): Promise<SnapshotInspection> {
+  if (!existsSync(path)) {
+    throw new LifeboatError('DATABASE_ERROR', `SQLite snapshot ${path} not found`, {
+      hint: 'check the path of the extracted database file',
+      retryable: false,
+    });
+  }
+  // SQLite would open an empty or foreign file as a new, empty database and call it
+  // healthy; the header's magic string says whether this is a database at all.
+  if (!(await hasSqliteHeader(path))) {
+    throw new LifeboatError('DATABASE_ERROR', `${path} is not a SQLite database (no SQLite header)`, {
+      hint: 'is this the right file, and was it extracted completely?',
+      retryable: false,
+    });
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    throw databaseError(`SQLite snapshot ${path} could not be opened`, err);
+  }
+  try {
+    let names: string[];
+    try {
+      names = userTables(db);
+    } catch (err) {
+      // The header or the schema page is unreadable: not a database at all (or one too
+      // damaged to say which tables it had).
+      throw databaseError(`${path} is not a SQLite database`, err, 'is this the right file?', false);
+    }
+    const integrity = integrityCheck(db);
+    let tables: Record<string, number> | undefined;
+    try {
+      tables = countRows(db, names);
+    } catch {
+      // A damaged table cannot be counted; the integrity result already says why.
+      tables = undefined;
+    }
+    return tables ? { integrity, tables } : { integrity };
+  } finally {
+    db.close();
+  }
 }
 
 /**
@@ -199,14 +209,36 @@ function workerModule(): URL | null {
   return existsSync(fileURLToPath(compiled)) ? compiled : null;
 }
 
+/** An error as it crosses from the worker: a LifeboatError keeps its code, hint and retryability. */
+export interface TaskError {
+  message: string;
+  code?: string;
+  hint?: string;
+  retryable?: boolean;
+}
+
+export function taskError(err: unknown): TaskError {
+  if (err instanceof LifeboatError) {
+    return { message: err.message, code: err.code, ...(err.hint ? { hint: err.hint } : {}), retryable: err.retryable };
+  }
+  return { message: err instanceof Error ? err.message : String(err) };
+}
+
 function aside<T>(t: SqliteTask): Promise<T> {
   const module = workerModule();
   if (!module) return runSqliteTask(t) as Promise<T>;
   return new Promise<T>((resolve, reject) => {
     const worker = new Worker(module, { workerData: t });
-    worker.once('message', (m: { result?: T; error?: string }) => {
-      if (m.error !== undefined) reject(new Error(m.error));
-      else resolve(m.result as T);
+    worker.once('message', (m: { result?: T; error?: TaskError }) => {
+      if (m.error === undefined) resolve(m.result as T);
+      else if (m.error.code)
+        reject(
+          new LifeboatError(m.error.code as LifeboatError['code'], m.error.message, {
+            ...(m.error.hint ? { hint: m.error.hint } : {}),
+            ...(m.error.retryable === undefined ? {} : { retryable: m.error.retryable }),
+          }),
+        );
+      else reject(new Error(m.error.message));
       void worker.terminate();
     });
     worker.once('error', reject);
