@@ -118,12 +118,22 @@ withGlobals(backups.command('list'))
     ),
   );
 
-withGlobals(program.command('verify <backup>'))
-  .description('verify a backup (an id, or "latest"): quick checks the archive checksum, --full every entry')
+withGlobals(program.command('verify [backup]'))
+  .description(
+    'verify a backup (an id, or "latest"): quick checks the archive checksum, --full every entry; or an archive file in no store (--file)',
+  )
   .option('--full', 'decrypt and unpack; check every entry, the database integrity and the JSON state')
+  .option(
+    '--file <archive>',
+    'verify this archive file fully (a copy made by hand, a download), decrypting when encrypted',
+  )
+  .option(
+    '--manifest <file>',
+    "with --file: the backup's stored manifest.json (also checks the archive's size and sha256)",
+  )
   .option('--json', 'print one JSON result')
   .action(
-    run((id: string, opts: Parameters<typeof Backup.verifyCommand>[1]) =>
+    run((id: string | undefined, opts: Parameters<typeof Backup.verifyCommand>[1]) =>
       import('./commands/backup.js').then((m) => m.verifyCommand(id, opts)),
     ),
   );

@@ -77,6 +77,34 @@ describe('lifeboat CLI', () => {
       expect(JSON.parse(json.stdout).error).toMatchObject({ code: 'NOT_FOUND' });
     });
 
+    it('verify --file: a loose archive passes, one with a flipped byte fails, and the options are checked', async () => {
+      const made = lifeboat(['backup', '--config', config, '--json']);
+      expect(made.code).toBe(0);
+      const { backupId } = JSON.parse(made.stdout) as { backupId: string };
+      const stored = join(dir, 'errors', 'store', 'demo', 'backups', backupId);
+      const loose = join(dir, `copied-by-hand-${backupId}.tar.gz`);
+      await writeFile(loose, readFileSync(join(stored, 'archive.tar.gz')));
+      // No configuration needed for an unencrypted archive.
+      const ok = lifeboat(['verify', '--file', loose, '--manifest', join(stored, 'manifest.json')]);
+      expect(ok.stderr).toBe('');
+      expect(ok.code).toBe(0);
+      expect(ok.stdout).toContain(`OK: ${loose} (backup ${backupId})`);
+
+      const bytes = readFileSync(loose);
+      bytes[Math.floor(bytes.length / 3)] ^= 0x10;
+      await writeFile(loose, bytes);
+      const bad = lifeboat(['verify', '--file', loose, '--json']);
+      expect(bad.code).toBe(1);
+      expect(JSON.parse(bad.stdout)).toMatchObject({ ok: false, file: loose });
+
+      const both = lifeboat(['verify', backupId, '--file', loose]);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toContain('give a backup id or --file, not both');
+      const stray = lifeboat(['verify', backupId, '--manifest', 'm.json', '--config', config]);
+      expect(stray.code).toBe(2);
+      expect(stray.stderr).toContain('--manifest goes with --file');
+    });
+
     it('a malformed lifeboat.yaml, naming the key', async () => {
       const bad = join(dir, 'bad.yaml');
       await writeFile(bad, 'store:\n  type: ftp\ntargets:\n  demo:\n    root: x\n');

@@ -1,14 +1,24 @@
 // `lifeboat backup`, `backups list`, `verify`, `extract`, `prune`: the backup catalog from the CLI.
 import { randomUUID } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import {
   type BackupSummary,
   extractBackup,
   pruneBackups,
   readCatalog,
   resolveBackupId,
+  verifyArchiveFile,
   verifyBackup,
 } from '@lifeboat/backup';
-import { BackupRequest, BackupResult, describeZodError, LifeboatError, scheduledBackupJobId } from '@lifeboat/domain';
+import {
+  BackupRequest,
+  BackupResult,
+  describeZodError,
+  LifeboatError,
+  Manifest,
+  scheduledBackupJobId,
+} from '@lifeboat/domain';
 import { cliLogger, distributed, type GlobalOptions, openBus, openRuntime } from '../context.js';
 import { EXIT, formatBytes, formatDuration, printJson, progressPrinter } from '../output.js';
 
@@ -102,9 +112,17 @@ export async function listCommand(opts: GlobalOptions & { json?: boolean }): Pro
 }
 
 export async function verifyCommand(
-  id: string,
-  opts: GlobalOptions & { full?: boolean; json?: boolean },
+  id: string | undefined,
+  opts: GlobalOptions & { full?: boolean; json?: boolean; file?: string; manifest?: string },
 ): Promise<number> {
+  if (opts.file !== undefined) {
+    if (id !== undefined) throw new LifeboatError('INVALID_REQUEST', 'verify: give a backup id or --file, not both');
+    return verifyFileCommand(opts.file, opts);
+  }
+  if (opts.manifest !== undefined) throw new LifeboatError('INVALID_REQUEST', 'verify: --manifest goes with --file');
+  if (id === undefined) {
+    throw new LifeboatError('INVALID_REQUEST', 'verify: which backup? Give an id, "latest", or --file <archive>');
+  }
   const runtime = await openRuntime(opts);
   const target = runtime.target(opts.target).name;
   const backupId = await resolveBackupId(runtime, target, id);
@@ -122,6 +140,56 @@ export async function verifyCommand(
     if (record.ok && level === 'full') console.log(`  ${record.checks.length} checks passed`);
   }
   return record.ok ? EXIT.ok : EXIT.failed;
+}
+
+async function readManifestFile(path: string): Promise<Manifest> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new LifeboatError('INVALID_REQUEST', `cannot read manifest ${path}: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new LifeboatError('INVALID_REQUEST', `manifest ${path} is not JSON: ${(err as Error).message}`);
+  }
+  const parsed = Manifest.safeParse(json);
+  if (!parsed.success) throw new LifeboatError('INVALID_REQUEST', describeZodError(parsed.error, `manifest ${path}`));
+  return parsed.data;
+}
+
+/** `verify --file`: an archive in no store; the configuration is read only for an identity to decrypt it. */
+async function verifyFileCommand(file: string, opts: GlobalOptions & { json?: boolean; manifest?: string }) {
+  const manifest = opts.manifest === undefined ? undefined : await readManifestFile(opts.manifest);
+  const progress = progressPrinter(!opts.json && process.stderr.isTTY === true);
+  const total = (await stat(file).catch(() => undefined))?.size;
+  const result = await verifyArchiveFile(resolve(file), {
+    ...(manifest ? { manifest } : {}),
+    identities: async () => (await openRuntime(opts)).identities(),
+    onBytes: (bytes) => progress.update({ phase: 'verify-file', bytes, ...(total ? { totalBytes: total } : {}) }),
+  }).finally(() => progress.done());
+  if (opts.json) printJson(result);
+  else {
+    const what = result.backupId ? `backup ${result.backupId}` : 'an archive with no readable manifest';
+    console.log(`${result.ok ? 'OK' : 'FAILED'}: ${file} (${what}) in ${formatDuration(result.durationMs)}`);
+    const against =
+      result.manifest === 'given'
+        ? `entries checked against ${opts.manifest}`
+        : result.manifest
+          ? 'entries checked against the manifest inside it'
+          : 'no manifest to check the entries against';
+    const read = result.sha256
+      ? `${formatBytes(result.size)}, sha256 ${result.sha256}`
+      : `the read stopped after ${formatBytes(result.size)}`;
+    console.log(`  ${read}${result.encrypted ? ', encrypted' : ''}; ${against}`);
+    for (const c of result.checks) if (!c.ok) console.log(`  FAIL ${c.name}: ${c.detail}`);
+    if (result.ok) console.log(`  ${result.checks.length} checks passed`);
+    if (result.ok && result.manifest !== 'given')
+      console.log("  the archive's own size and sha256 are not checked: give the stored manifest with --manifest");
+  }
+  return result.ok ? EXIT.ok : EXIT.failed;
 }
 
 export async function extractCommand(
