@@ -51,7 +51,7 @@ describe('verify --file', () => {
     fx = await fixture();
     const { file } = await looseArchive(fx);
     const bytes = await readFile(file);
-    bytes[Math.floor(bytes.length / 2)] ^= 0x01;
+    bytes[Math.floor(bytes.length / 2)] = (bytes[Math.floor(bytes.length / 2)] as number) ^ 0x01;
     await writeFile(file, bytes);
     const result = await verifyArchiveFile(file, { identities: noIdentity });
     expect(result.ok).toBe(false);
@@ -66,7 +66,7 @@ describe('verify --file', () => {
     const tar = gunzipSync(await readFile(file));
     const dbAt = tar.indexOf(Buffer.from('database/trading.db'));
     expect(dbAt).toBeGreaterThanOrEqual(0);
-    tar[dbAt + 512 + 4096 + 100] ^= 0x01;
+    tar[dbAt + 512 + 4096 + 100] = (tar[dbAt + 512 + 4096 + 100] as number) ^ 0x01;
     await writeFile(file, gzipSync(tar));
 
     const result = await verifyArchiveFile(file, { identities: noIdentity });

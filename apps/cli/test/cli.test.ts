@@ -91,7 +91,7 @@ describe('lifeboat CLI', () => {
       expect(ok.stdout).toContain(`OK: ${loose} (backup ${backupId})`);
 
       const bytes = readFileSync(loose);
-      bytes[Math.floor(bytes.length / 3)] ^= 0x10;
+      bytes[Math.floor(bytes.length / 3)] = (bytes[Math.floor(bytes.length / 3)] as number) ^ 0x10;
       await writeFile(loose, bytes);
       const bad = lifeboat(['verify', '--file', loose, '--json']);
       expect(bad.code).toBe(1);

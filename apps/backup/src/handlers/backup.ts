@@ -104,6 +104,7 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
   const staging = await mkdtemp(resolve(runtime.loaded.baseDir, stagingRoot, 'lifeboat-backup-'));
   let archiveKey: string | undefined;
   let committed = false;
+  let snapshotting: Promise<DatabaseSnapshot> | undefined;
   try {
     // 1. The cut: the files first (append-only ones by size, others copied), then the database.
     const dbSource = sqliteSource(target);
@@ -137,14 +138,17 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       throw inStep('cut files', err);
     }
 
+    // The database is copied beside the archive: the cut files stream into it meanwhile, and
+    // the database goes in after them. The cut's order is unchanged: files, then database.
     let snapshot: DatabaseSnapshot | null = null;
+    let snapshotError: LifeboatError | undefined;
     if (engine) {
       ctx.progress?.({ phase: 'snapshot', detail: engine.location });
-      try {
-        snapshot = await engine.snapshot(staging);
-      } catch (err) {
-        throw inStep('snapshot database', err);
-      }
+      snapshotting = engine.snapshot(staging).catch((err: unknown) => {
+        snapshotError = inStep('snapshot database', err);
+        throw snapshotError;
+      });
+      snapshotting.catch(() => {}); // awaited when the archive reaches it
     }
     for (const w of warnings) log.warn({ backupId }, w);
     // The snapshot's own checks (SQLite's integrity check and row counts) run beside the
@@ -166,29 +170,8 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     };
 
     // 2. Everything streams into the archive; the manifest goes in last.
-    const sources: TarSourceEntry[] = [];
     const entryFor = new Map<string, Omit<ManifestEntry, 'size' | 'sha256'>>();
-    if (snapshot) {
-      const snap = snapshot;
-      const path = `database/${snap.name}`;
-      // A SQLite file comes back with its own permissions; a dump is private.
-      const mode = dbSource
-        ? await stat(resolve(target.root, dbSource)).then(
-            (s) => s.mode & 0o777,
-            () => 0o600,
-          )
-        : 0o600;
-      sources.push({
-        path,
-        size: snap.size,
-        mode,
-        mtime: createdAt,
-        open: () => createReadStream(snap.file, { highWaterMark: 1 << 20 }),
-      });
-      entryFor.set(path, { path, source: dbSource ?? snap.name, role: 'database', secret: false, mode });
-    }
     for (const f of cut) {
-      sources.push({ path: f.path, size: f.size, mode: f.mode, mtime: f.mtime, open: f.open });
       entryFor.set(f.path, {
         path: f.path,
         source: f.source,
@@ -198,9 +181,30 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
         ...(f.appendOnly ? { appendOnlyOffset: f.size } : {}),
       });
     }
-    const totalBytes = sources.reduce((n, s) => n + s.size, 0);
+    // A SQLite file comes back with its own permissions; a dump is private. Its live size
+    // stands in for the snapshot's in the progress until the copy is done.
+    const live = dbSource ? await stat(resolve(target.root, dbSource)).catch(() => undefined) : undefined;
+    const dbMode = live ? live.mode & 0o777 : 0o600;
+    const pending = snapshotting;
+    async function* sources(): AsyncGenerator<TarSourceEntry> {
+      for (const f of cut) yield { path: f.path, size: f.size, mode: f.mode, mtime: f.mtime, open: f.open };
+      if (!pending) return;
+      const snap = await pending;
+      snapshot = snap;
+      const path = `database/${snap.name}`;
+      entryFor.set(path, { path, source: dbSource ?? snap.name, role: 'database', secret: false, mode: dbMode });
+      yield {
+        path,
+        size: snap.size,
+        mode: dbMode,
+        mtime: createdAt,
+        open: () => createReadStream(snap.file, { highWaterMark: 1 << 20 }),
+      };
+    }
+    const totalBytes = cut.reduce((n, f) => n + f.size, live?.size ?? 0);
     archiveKey = layout.archive(target.name, backupId, encrypted);
-    const manifestBase = {
+    // Built once the snapshot is known: the consistency method and position come from it.
+    const manifestBase = () => ({
       format: MANIFEST_FORMAT,
       backupId,
       target: target.name,
@@ -218,7 +222,7 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       },
       omitted,
       warnings,
-    };
+    });
     const archiveFacts = {
       key: archiveKey,
       compression: 'gzip' as const,
@@ -238,26 +242,26 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     let written: Awaited<ReturnType<typeof writeArchive>>;
     try {
       written = await writeArchive(store, archiveKey, {
-        entries: sources,
+        entries: sources(),
         compressionLevel: settings.compressionLevel,
         recipients,
         ...(ctx.signal ? { signal: ctx.signal } : {}),
         trailer: async (w) => {
           entries = toEntries(w);
           database = await checkedFacts();
-          const inner = checked({ ...manifestBase, database, entries, archive: archiveFacts });
+          const inner = checked({ ...manifestBase(), database, entries, archive: archiveFacts });
           return { path: 'manifest.json', body: Buffer.from(`${JSON.stringify(inner, null, 2)}\n`) };
         },
         onProgress: (p) => report.push({ phase: 'archive', bytes: p.sourceBytes, totalBytes }),
       });
     } catch (err) {
-      throw inStep('write archive', err);
+      throw snapshotError ?? inStep('write archive', err);
     }
     report.flush();
 
     // 3. The commit point: the manifest, written last.
     const manifest = checked({
-      ...manifestBase,
+      ...manifestBase(),
       database,
       completedAt: now().toISOString(),
       entries,
@@ -307,6 +311,11 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     if (!committed && archiveKey) await store.delete(archiveKey).catch(() => undefined);
     throw err;
   } finally {
+    // A copy still being made must end before its directory goes.
+    await snapshotting?.then(
+      () => undefined,
+      () => undefined,
+    );
     await rm(staging, { recursive: true, force: true });
   }
 }
