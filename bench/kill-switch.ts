@@ -4,6 +4,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
+import { elapsedMs, percentile, sleep } from './stats.js';
 
 export interface KillSwitchBenchOptions {
   cli: string;
@@ -17,18 +18,10 @@ const TARGET_P99_MS = 250;
 const POLL_MS = 2;
 const TRIAL_TIMEOUT_MS = 30_000;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const elapsedMs = (from: bigint, to: bigint = process.hrtime.bigint()) => Number(to - from) / 1e6;
-
 function run(cli: string, args: string[]): string {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`lifeboat ${args.join(' ')} failed (${r.status}): ${r.stderr.slice(-2000)}`);
   return r.stdout;
-}
-
-/** Nearest rank: the smallest sample with at least p% of the samples at or below it. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 }
 
 /** A port nothing listens on now, so the bench never meets a demo someone left running on 8023/8024. */

@@ -5,6 +5,7 @@ import { BullMqJobBus } from '@lifeboat/adapters';
 import type { JobBus, QueueName } from '@lifeboat/domain';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { elapsedMs, median, percentile, sleep } from './stats.js';
 
 export interface QueueBenchOptions {
   /** Jobs enqueued at once in the throughput part (the latency part sends its own, fewer). */
@@ -24,20 +25,6 @@ const PACE_MS = 5;
 /** The apps' default (LIFEBOAT_CONCURRENCY=1), and a worker given room, for the throughput part. */
 const CONCURRENCIES = [1, 16];
 const JOB_TIMEOUT_MS = 10_000;
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-const elapsedMs = (from: bigint, to: bigint = process.hrtime.bigint()) => Number(to - from) / 1e6;
-
-/** Nearest rank: the smallest sample with at least p% of the samples at or below it. */
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-}
 
 function redact(url: string): string {
   try {

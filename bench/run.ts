@@ -15,6 +15,7 @@ import { benchKillSwitch } from './kill-switch.js';
 import { benchQueue } from './queue.js';
 import { benchReconcile } from './reconcile.js';
 import { benchSoak } from './soak.js';
+import { median } from './stats.js';
 
 const repo = resolve(import.meta.dirname, '..');
 const cacheRoot = join(repo, '.bench-cache');
@@ -95,12 +96,6 @@ function timed(command: string, cwd: string): Measured {
   if (r.status !== 0) throw new Error(`"${command}" failed (${r.status}): ${r.stderr.toString().slice(-2000)}`);
   const kib = Number(readFileSync(report, 'utf8').trim().split('\n').at(-1));
   return { wallS, peakRssMiB: kib / 1024 };
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 }
 
 async function dataset(size: number, label: string): Promise<string> {
