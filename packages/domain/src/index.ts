@@ -5,6 +5,7 @@ export * from './drills/catalog.js';
 export * from './drills/cron.js';
 export * from './drills/schedule.js';
 export * from './errors.js';
+export * from './fast-strings.js';
 export * from './glob.js';
 export * from './ids.js';
 export * from './layout.js';

@@ -211,6 +211,7 @@ describe('parsing the books and the exchange snapshot', () => {
       'books.json: orders[0].status: must be one of NEW, PARTIAL, FILLED, CANCELED, REJECTED, EXPIRED',
     ],
     ['missing field', (b) => delete b.fills[1].price, 'books.json: fills[1].price: is required'],
+    ['missing field in the first fill', (b) => delete b.fills[0].symbol, 'books.json: fills[0].symbol: is required'],
     [
       'malformed decimal',
       (b) => (b.fills[1].quantity = '1e-8'),
@@ -276,6 +277,11 @@ describe('parsing the books and the exchange snapshot', () => {
       'exchange.json: orders[0].status: must be one of OPEN, PARTIALLY_FILLED, FILLED, CANCELED, REJECTED, EXPIRED',
     ],
     ['missing trade price', (s) => delete s.trades[1].price, 'exchange.json: trades[1].price: is required'],
+    [
+      'missing time of the first trade',
+      (s) => delete s.trades[0].timestamp,
+      'exchange.json: trades[0].timestamp: is required',
+    ],
     [
       'missing exchange order id',
       (s) => delete s.trades[0].exchange_order_id,

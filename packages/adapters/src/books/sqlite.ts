@@ -14,10 +14,12 @@ import {
 } from '@lifeboat/domain';
 import Database from 'better-sqlite3';
 import { addDecimal, backfillOrderParams, backfillOrderSql, balanceMoves } from './corrections.js';
-import { type BooksProfile, RowNormalizer, SQLITE_BOOKS_PROFILE } from './profile.js';
+import { type BooksProfile, RowNormalizer, recordReader, SQLITE_BOOKS_PROFILE } from './profile.js';
 import { checkSqliteIntegrityAside } from './sqlite-integrity.js';
 
 const BUSY_TIMEOUT_MS = 10_000;
+
+const columnNames = (statement: Database.Statement): string[] => statement.columns().map((c) => c.name);
 
 export class SqliteBooksStore implements BooksStore {
   readonly location: string;
@@ -64,8 +66,14 @@ export class SqliteBooksStore implements BooksStore {
           try {
             // Row by row: each row is normalized while it is young, before the next is made.
             const rows: Array<Record<string, unknown>> = [];
-            for (const row of db.prepare(this.#profile[name]).iterate() as IterableIterator<Record<string, unknown>>) {
-              rows.push(normalizer.row(row));
+            const statement = db.prepare(this.#profile[name]);
+            const read = statement.reader ? recordReader(name, columnNames(statement), normalizer) : null;
+            if (read) {
+              for (const values of statement.raw().iterate() as IterableIterator<unknown[]>) rows.push(read(values));
+            } else {
+              for (const row of statement.iterate() as IterableIterator<Record<string, unknown>>) {
+                rows.push(normalizer.row(row));
+              }
             }
             return rows;
           } catch (err) {

@@ -205,23 +205,13 @@ export class Run {
 
   /** Each internal fill's time in ms, read once for every check that needs it. */
   get fillMs(): readonly number[] {
-    if (!this.#fillMs) {
-      const fills = this.books.fills;
-      const ms = new Array<number>(fills.length);
-      for (let i = 0; i < fills.length; i++) ms[i] = timeMs(fills[i]!.timestamp);
-      this.#fillMs = ms;
-    }
+    this.#fillMs ??= timesOf(this.books.fills);
     return this.#fillMs;
   }
 
   /** Each exchange trade's time in ms, likewise. */
   get tradeMs(): readonly number[] {
-    if (!this.#tradeMs) {
-      const trades = this.exchange.trades;
-      const ms = new Array<number>(trades.length);
-      for (let i = 0; i < trades.length; i++) ms[i] = timeMs(trades[i]!.timestamp);
-      this.#tradeMs = ms;
-    }
+    this.#tradeMs ??= timesOf(this.exchange.trades);
     return this.#tradeMs;
   }
 
@@ -232,6 +222,25 @@ export class Run {
     const i = orders.byClientId.get(clientOrderId);
     return i === -1 ? DEFAULT_ACCOUNT : this.books.orders[i]!.account;
   }
+}
+
+/**
+ * The times of fills or trades in ms. The fills of one order often share their time, and a time
+ * equal to the row before's (the very same string, as a database read shares them) is not read again.
+ */
+function timesOf(rows: ReadonlyArray<{ timestamp: string }>): number[] {
+  const ms = new Array<number>(rows.length);
+  let text = '';
+  let at = Number.NaN;
+  for (let i = 0; i < rows.length; i++) {
+    const t = rows[i]!.timestamp;
+    if (t !== text) {
+      text = t;
+      at = timeMs(t);
+    }
+    ms[i] = at;
+  }
+  return ms;
 }
 
 /** Drops the fields that are undefined, so a discrepancy or item has exactly the fields it uses. */

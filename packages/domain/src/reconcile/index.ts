@@ -1,5 +1,6 @@
 // Reconciliation of the internal books against an exchange snapshot, as a pure function:
 // the runbook's four checks, their items and discrepancies, and a correction plan.
+import { restoreFastStringMethods } from '../fast-strings.js';
 import {
   type Books,
   CHECK_NAMES,
@@ -78,6 +79,7 @@ function asHalted(exchange: ExchangeSnapshot): ExchangeSnapshot {
  * WITHIN_TOLERANCE.
  */
 export function reconcile(input: ReconcileInput): ReconcileResult {
+  restoreFastStringMethods();
   const settings = parseReconcileSettings(input.settings);
   const exchange = settings.openOrdersAsCancelled ? asHalted(input.exchange) : input.exchange;
   const run = new Run(input.books, exchange, settings);

@@ -6,6 +6,7 @@ import { formatUnits, fractionDigits, rescale, ScaleTooSmall, toUnits } from './
 import {
   AVG_EXTRA_DIGITS,
   compareTradeIds,
+  ExactUnits,
   type Lifecycle,
   MIN_SCALE,
   RunningPosition,
@@ -122,7 +123,8 @@ export function replayGroups(run: Run, groups: FillGroups, fillMs: readonly numb
     const members = membersOf(run, groups, groups.groups.keys(), fillMs);
     return groups.groups.map((g, k) => replay(fills, members.get(k)!, g.base, g.quote));
   }
-  const positions = groups.groups.map((g) => new RunningPosition(MIN_SCALE, g.base, g.quote));
+  const units = new ExactUnits(MIN_SCALE);
+  const positions = groups.groups.map((g) => new RunningPosition(MIN_SCALE, g.base, g.quote, units));
   const finer = new Set<number>();
   const groupOf = groups.groupOf;
   const step = groups.direction;

@@ -30,6 +30,30 @@ export interface Lifecycle {
   readonly feesNotValued: number;
 }
 
+/** The most distinct amounts an ExactUnits keeps converted; past it, the others are converted each time. */
+const KEPT_UNITS = 1 << 16;
+
+/**
+ * Decimal strings in exact units of 10^-scale, each distinct string converted once: millions of
+ * fills repeat a few thousand quantities, prices and fees (read from a database, as the very same
+ * strings), and finding one is cheaper than converting it again into a new bigint.
+ */
+export class ExactUnits {
+  readonly #known = new Map<string, bigint>();
+
+  constructor(readonly scale: number) {}
+
+  /** Throws ScaleTooSmall when s has more decimals than the scale. */
+  of(s: string): bigint {
+    let units = this.#known.get(s);
+    if (units === undefined) {
+      units = toUnits(s, this.scale, true);
+      if (this.#known.size < KEPT_UNITS) this.#known.set(s, units);
+    }
+    return units;
+  }
+}
+
 /**
  * The running position of one account and symbol. Adding to it moves the average cost;
  * reducing it realizes (price − avg) × closed for a long, (avg − price) × closed for a short;
@@ -47,12 +71,17 @@ export class RunningPosition implements Lifecycle {
   #quoteFees = 0n;
   #baseFees = 0n;
   readonly #extra = pow10(AVG_EXTRA_DIGITS);
+  readonly #units: ExactUnits;
 
+  /** `units` may be shared by the positions of one replay; one of another scale is not used. */
   constructor(
     readonly scale: number,
     readonly base: string,
     readonly quote: string,
-  ) {}
+    units?: ExactUnits,
+  ) {
+    this.#units = units?.scale === scale ? units : new ExactUnits(scale);
+  }
 
   get realized(): bigint {
     return this.#closed - this.#quoteFees * pow10(this.scale + AVG_EXTRA_DIGITS) - this.#baseFees * this.#extra;
@@ -60,9 +89,9 @@ export class RunningPosition implements Lifecycle {
 
   /** Throws ScaleTooSmall when a value has more decimals than the scale. */
   apply(f: ReplayFill): void {
-    const scale = this.scale;
-    const qty = toUnits(f.quantity, scale, true);
-    const price = toUnits(f.price, scale, true);
+    const units = this.#units;
+    const qty = units.of(f.quantity);
+    const price = units.of(f.price);
     const q = this.quantity;
     const buy = f.side === 'buy';
     if (q === 0n || q > 0n === buy) {
@@ -81,8 +110,8 @@ export class RunningPosition implements Lifecycle {
       if (after === 0n) this.avg = 0n;
       else if (after > 0n !== q > 0n) this.avg = priceX;
     }
-    if (f.fee_asset === this.quote) this.#quoteFees += toUnits(f.fee, scale, true);
-    else if (f.fee_asset === this.base) this.#baseFees += toUnits(f.fee, scale, true) * price;
+    if (f.fee_asset === this.quote) this.#quoteFees += units.of(f.fee);
+    else if (f.fee_asset === this.base) this.#baseFees += units.of(f.fee) * price;
     else if (!isZeroDecimal(f.fee)) this.feesNotValued++;
   }
 }

@@ -242,6 +242,9 @@ const isSide = (v: unknown): boolean => v === 'buy' || v === 'sell';
 const isType = (v: unknown): boolean => v === 'limit' || v === 'market';
 const BOOK_STATUS_SET: ReadonlySet<unknown> = new Set(BOOK_ORDER_STATUSES);
 const EXCHANGE_STATUS_SET: ReadonlySet<unknown> = new Set(EXCHANGE_ORDER_STATUSES);
+/** Stands for the row before the first: no value in a row equals its fields. */
+const UNSEEN = Symbol('unseen');
+const NO_ROW: Row = { symbol: UNSEEN, quantity: UNSEEN, price: UNSEEN, fee: UNSEEN, timestamp: UNSEEN };
 
 class Validator {
   constructor(readonly source: string) {}
@@ -323,26 +326,37 @@ export function parseBooks(value: unknown, source: string): Books {
     if (!isAmount(o.quantity)) v.field('orders', i, 'quantity', o.quantity, M.decimal);
     if (o.price !== null && !isAmount(o.price)) v.field('orders', i, 'price', o.price, M.decimalOrNull);
     if (!BOOK_STATUS_SET.has(o.status)) v.field('orders', i, 'status', o.status, M.bookStatus);
-    if (!isAmount(o.filled_quantity)) v.field('orders', i, 'filled_quantity', o.filled_quantity, M.decimal);
+    // A value equal to one that passed the same check passes (see the fills below): a filled
+    // order's quantity, an order never updated since it was made.
+    if (o.filled_quantity !== o.quantity && !isAmount(o.filled_quantity)) {
+      v.field('orders', i, 'filled_quantity', o.filled_quantity, M.decimal);
+    }
     if (!isTime(o.created_at)) v.field('orders', i, 'created_at', o.created_at, M.time);
-    if (!isTime(o.updated_at)) v.field('orders', i, 'updated_at', o.updated_at, M.time);
+    if (o.updated_at !== o.created_at && !isTime(o.updated_at)) {
+      v.field('orders', i, 'updated_at', o.updated_at, M.time);
+    }
   }
   if (withoutAccount > 0) {
     orders = orders.map((o) => ((o as Row).account === undefined ? { ...(o as Row), account: DEFAULT_ACCOUNT } : o));
   }
 
   const fills = v.array(value, 'fills');
+  // A value equal to the previous row's passed its check there. Fills come in runs, those of
+  // one order with one symbol and price and often one time, and a comparison (of the very same
+  // string, as a database read shares them) costs much less than a check.
+  let b = NO_ROW;
   for (let i = 0; i < fills.length; i++) {
     const f = v.row('fills', fills, i);
     if (!isId(f.trade_id)) v.field('fills', i, 'trade_id', f.trade_id, M.id);
     if (!isId(f.client_order_id)) v.field('fills', i, 'client_order_id', f.client_order_id, M.id);
-    if (!isSymbol(f.symbol)) v.field('fills', i, 'symbol', f.symbol, M.symbol);
+    if (f.symbol !== b.symbol && !isSymbol(f.symbol)) v.field('fills', i, 'symbol', f.symbol, M.symbol);
     if (!isSide(f.side)) v.field('fills', i, 'side', f.side, M.side);
-    if (!isAmount(f.quantity)) v.field('fills', i, 'quantity', f.quantity, M.decimal);
-    if (!isAmount(f.price)) v.field('fills', i, 'price', f.price, M.decimal);
-    if (!isAmount(f.fee)) v.field('fills', i, 'fee', f.fee, M.decimal);
+    if (f.quantity !== b.quantity && !isAmount(f.quantity)) v.field('fills', i, 'quantity', f.quantity, M.decimal);
+    if (f.price !== b.price && !isAmount(f.price)) v.field('fills', i, 'price', f.price, M.decimal);
+    if (f.fee !== b.fee && !isAmount(f.fee)) v.field('fills', i, 'fee', f.fee, M.decimal);
     if (typeof f.fee_asset !== 'string') v.field('fills', i, 'fee_asset', f.fee_asset, M.string);
-    if (!isTime(f.timestamp)) v.field('fills', i, 'timestamp', f.timestamp, M.time);
+    if (f.timestamp !== b.timestamp && !isTime(f.timestamp)) v.field('fills', i, 'timestamp', f.timestamp, M.time);
+    b = f;
   }
 
   const positions = v.array(value, 'positions');
@@ -386,23 +400,29 @@ export function parseExchangeSnapshot(value: unknown, source: string): ExchangeS
     if (!isAmount(o.quantity)) v.field('orders', i, 'quantity', o.quantity, M.decimal);
     if (o.price !== null && !isAmount(o.price)) v.field('orders', i, 'price', o.price, M.decimalOrNull);
     if (!EXCHANGE_STATUS_SET.has(o.status)) v.field('orders', i, 'status', o.status, M.exchangeStatus);
-    if (!isAmount(o.filled_quantity)) v.field('orders', i, 'filled_quantity', o.filled_quantity, M.decimal);
+    // A filled order's filled quantity is its quantity, which passed (see parseBooks).
+    if (o.filled_quantity !== o.quantity && !isAmount(o.filled_quantity)) {
+      v.field('orders', i, 'filled_quantity', o.filled_quantity, M.decimal);
+    }
     if (!isTime(o.updated_at)) v.field('orders', i, 'updated_at', o.updated_at, M.time);
   }
 
   const trades = v.array(value, 'trades');
+  // A value equal to the previous trade's passed its check there (see parseBooks).
+  let b = NO_ROW;
   for (let i = 0; i < trades.length; i++) {
     const t = v.row('trades', trades, i);
     if (!isId(t.trade_id)) v.field('trades', i, 'trade_id', t.trade_id, M.id);
     if (!isId(t.exchange_order_id)) v.field('trades', i, 'exchange_order_id', t.exchange_order_id, M.id);
     if (typeof t.client_order_id !== 'string') v.field('trades', i, 'client_order_id', t.client_order_id, M.string);
-    if (!isSymbol(t.symbol)) v.field('trades', i, 'symbol', t.symbol, M.symbol);
+    if (t.symbol !== b.symbol && !isSymbol(t.symbol)) v.field('trades', i, 'symbol', t.symbol, M.symbol);
     if (!isSide(t.side)) v.field('trades', i, 'side', t.side, M.side);
-    if (!isAmount(t.quantity)) v.field('trades', i, 'quantity', t.quantity, M.decimal);
-    if (!isAmount(t.price)) v.field('trades', i, 'price', t.price, M.decimal);
-    if (!isAmount(t.fee)) v.field('trades', i, 'fee', t.fee, M.decimal);
+    if (t.quantity !== b.quantity && !isAmount(t.quantity)) v.field('trades', i, 'quantity', t.quantity, M.decimal);
+    if (t.price !== b.price && !isAmount(t.price)) v.field('trades', i, 'price', t.price, M.decimal);
+    if (t.fee !== b.fee && !isAmount(t.fee)) v.field('trades', i, 'fee', t.fee, M.decimal);
     if (typeof t.fee_asset !== 'string') v.field('trades', i, 'fee_asset', t.fee_asset, M.string);
-    if (!isTime(t.timestamp)) v.field('trades', i, 'timestamp', t.timestamp, M.time);
+    if (t.timestamp !== b.timestamp && !isTime(t.timestamp)) v.field('trades', i, 'timestamp', t.timestamp, M.time);
+    b = t;
   }
 
   const positions = v.array(value, 'positions');
