@@ -1,7 +1,9 @@
 // How the CLI talks to people and scripts: one JSON document with --json, readable lines
 // otherwise, progress on a terminal, and exit codes (0 ok, 1 the operation failed, 2 usage
 // or configuration error).
-import { formatBytes, isLifeboatError, type JobProgress } from '@lifeboat/domain';
+import type { JobProgress } from '@lifeboat/domain';
+import { isLifeboatError } from '@lifeboat/domain/errors';
+import { formatBytes } from '@lifeboat/domain/units';
 
 export { formatBytes, parseSize } from '@lifeboat/domain';
 

@@ -7,7 +7,7 @@ import { appendFile, mkdir, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { configPath, loadConfig, resolveTarget } from '@lifeboat/adapters/config';
 import { createKillSwitch } from '@lifeboat/adapters/kill-switch';
-import { LifeboatError } from '@lifeboat/domain';
+import { LifeboatError } from '@lifeboat/domain/errors';
 import type { GlobalOptions } from '../context.js';
 import { EXIT, printJson } from '../output.js';
 

@@ -2,7 +2,9 @@
 // error names the file and the key that is wrong.
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { describeZodError, LifeboatConfig, LifeboatError, type TargetConfig } from '@lifeboat/domain';
+// Subpaths, not the whole domain: `kill-switch activate` loads this before anything else.
+import { describeZodError, LifeboatConfig, type TargetConfig } from '@lifeboat/domain/config';
+import { LifeboatError } from '@lifeboat/domain/errors';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 
 export interface LoadedConfig {

@@ -3,15 +3,15 @@
 import { randomBytes } from 'node:crypto';
 import { type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { KillSwitchClient, KillSwitchReading } from '@lifeboat/domain';
+// Subpaths, not the whole domain: `kill-switch activate` loads this before anything else.
+import { LifeboatError } from '@lifeboat/domain/errors';
 import {
   changeKillSwitch,
   effectiveKillSwitchState,
-  type KillSwitchClient,
   KillSwitchFile,
-  type KillSwitchReading,
   type KillSwitchState,
-  LifeboatError,
-} from '@lifeboat/domain';
+} from '@lifeboat/domain/kill-switch';
 import type { ResolvedTarget } from '../config/load.js';
 
 export interface HttpFileKillSwitchOptions {
