@@ -5,7 +5,7 @@ import type { JobProgress } from '@lifeboat/domain';
 import { isLifeboatError } from '@lifeboat/domain/errors';
 import { formatBytes } from '@lifeboat/domain/units';
 
-export { formatBytes, parseSize } from '@lifeboat/domain';
+export { formatBytes, parseSize } from '@lifeboat/domain/units';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
