@@ -19,6 +19,7 @@ export * from './ports/lock.js';
 export * from './ports/object-store.js';
 export * from './ports/target-control.js';
 export * from './reconcile/index.js';
+export { hashString } from './reconcile/string-index.js';
 export * from './retention.js';
 export * from './schemas/backup.js';
 export * from './schemas/config.js';

@@ -1,7 +1,7 @@
 // Schema profiles: the named SQL queries that read a target's books in the shape of the
 // books file (docs/FORMAT.md). The default profile fits the Sofia/paper-trader schema
 // (packages/domain/src/target-schema.ts); another schema gets its own in lifeboat.yaml.
-import { type BooksProfileConfig, restoreFastStringMethods } from '@lifeboat/domain';
+import { type BooksProfileConfig, hashString, restoreFastStringMethods } from '@lifeboat/domain';
 
 export type BooksProfile = BooksProfileConfig;
 
@@ -63,16 +63,6 @@ class StringPool {
       this.#slots[h] = s;
     }
   }
-}
-
-/** FNV-1a over every character, then a final mix so the low bits are well spread. */
-function hashString(s: string): number {
-  let h = 0x811c9dc5 ^ s.length;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  return h >>> 0;
 }
 
 /**

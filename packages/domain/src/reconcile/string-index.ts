@@ -2,7 +2,7 @@
 // of positions, several times cheaper to build than a Map once there are millions of ids.
 
 /** FNV-1a over every character, then a final mix so the low bits used for slots are well spread. */
-function hash(s: string): number {
+export function hashString(s: string): number {
   let h = 0x811c9dc5 ^ s.length;
   for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
   h ^= h >>> 16;
@@ -35,7 +35,7 @@ export class StringIndex {
   #insert(i: number): number {
     const id = this.#ids[i]!;
     const slots = this.#slots;
-    let h = hash(id) & this.#mask;
+    let h = hashString(id) & this.#mask;
     for (;;) {
       const v = slots[h]!;
       if (v === -1) {
@@ -50,7 +50,7 @@ export class StringIndex {
   /** The first position of id, or -1. */
   get(id: string): number {
     const slots = this.#slots;
-    let h = hash(id) & this.#mask;
+    let h = hashString(id) & this.#mask;
     for (;;) {
       const v = slots[h]!;
       if (v === -1 || this.#ids[v] === id) return v;
