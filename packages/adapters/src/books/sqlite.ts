@@ -13,9 +13,9 @@ import {
   parseBooks,
 } from '@lifeboat/domain';
 import Database from 'better-sqlite3';
+import { checkSqliteIntegrityAside } from '../database/sqlite.js';
 import { addDecimal, backfillOrderParams, backfillOrderSql, balanceMoves } from './corrections.js';
 import { type BooksProfile, RowNormalizer, recordReader, SQLITE_BOOKS_PROFILE } from './profile.js';
-import { checkSqliteIntegrityAside } from './sqlite-integrity.js';
 
 const BUSY_TIMEOUT_MS = 10_000;
 

@@ -105,13 +105,42 @@ export class SqliteEngine implements DatabaseEngine {
 export type SqliteTask =
   | { task: 'copy'; source: string; dest: string }
   | { task: 'measure'; file: string }
-  | { task: 'inspect'; file: string };
+  | { task: 'inspect'; file: string }
+  | { task: 'integrity'; file: string };
 
 /** Runs one of SQLite's long steps in this thread; `aside` runs it on a worker thread. */
 export async function runSqliteTask(t: SqliteTask): Promise<unknown> {
   if (t.task === 'copy') return copyDatabase(t.source, t.dest);
   if (t.task === 'measure') return measureSnapshot(t.file);
+  if (t.task === 'integrity') return checkSqliteIntegrity(t.file);
   return inspectSnapshot(t.file);
+}
+
+/** `PRAGMA integrity_check` of a live database on a read-only connection; a file that will not open is its own answer. */
+export function checkSqliteIntegrity(file: string): { ok: boolean; detail: string } {
+  if (!hasSqliteHeaderSync(file)) {
+    return { ok: false, detail: `${file} has no SQLite header (not a database, or its first page is damaged)` };
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+  } catch (err) {
+    return { ok: false, detail: err instanceof Error ? err.message : String(err) };
+  }
+  try {
+    return integrityCheck(db);
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * The same on a thread of its own, at a lower priority (see sqlite-worker.ts): the
+ * reconciler reads the books meanwhile. The worker starts before this returns.
+ */
+export function checkSqliteIntegrityAside(file: string): Promise<{ ok: boolean; detail: string }> {
+  return aside({ task: 'integrity', file });
 }
 
 /** Checks a snapshot file that may be anything: a missing file, a foreign one, a damaged database. */
