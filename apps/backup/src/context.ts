@@ -2,7 +2,7 @@
 // from real adapters, tests from test ones.
 import { hostname } from 'node:os';
 import type { Runtime } from '@lifeboat/adapters';
-import type { JobProgress } from '@lifeboat/domain';
+import type { JobProgress, ReplicateRequestInput } from '@lifeboat/domain';
 
 /** The subset of a pino logger the handlers use. */
 export interface Logger {
@@ -21,6 +21,8 @@ export interface BackupContext {
   stagingDir?: string;
   host?: string;
   version?: string;
+  /** Queues a copy of a committed backup to another location (queue `replicate`); returns its job id. */
+  replicate?: (request: ReplicateRequestInput) => Promise<{ jobId: string }>;
 }
 
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };

@@ -3,6 +3,8 @@ export * from './context.js';
 export { backup, parseBackupRequest } from './handlers/backup.js';
 export * from './handlers/catalog.js';
 export * from './handlers/extract.js';
+export * from './handlers/locations.js';
 export * from './handlers/prune.js';
+export { parseReplicateRequest, replicate } from './handlers/replicate.js';
 export * from './handlers/verify.js';
 export { archivePathFor, selectFiles } from './select-files.js';

@@ -13,9 +13,19 @@ import {
   openCatalogFromEnv,
   serveWorker,
 } from '@lifeboat/adapters';
-import { type JobContext, LifeboatError, layout, parseCron, previousRun } from '@lifeboat/domain';
-import { TOOL_VERSION } from './context.js';
+import {
+  type JobBus,
+  type JobContext,
+  LifeboatError,
+  layout,
+  parseCron,
+  previousRun,
+  type ReplicateRequestInput,
+  replicateJobId,
+} from '@lifeboat/domain';
+import { type BackupContext, TOOL_VERSION } from './context.js';
 import { backup } from './handlers/backup.js';
+import { replicate } from './handlers/replicate.js';
 import { createBackupMetrics } from './metrics.js';
 
 // The lock file pins AWS SDK releases that support Node 20; its end-of-support notice is noise.
@@ -34,15 +44,56 @@ async function main(): Promise<void> {
   // Distributed mode's PostgreSQL catalog, migrated at start (LIFEBOAT_CATALOG_URL).
   const catalog = await openCatalogFromEnv();
 
+  const redisUrl = process.env.LIFEBOAT_REDIS_URL;
+  const bus = redisUrl
+    ? new BullMqJobBus({
+        url: redisUrl,
+        prefix: process.env.LIFEBOAT_QUEUE_PREFIX ?? 'lifeboat',
+        onError: (err) => log.error({ err: { message: err.message } }, 'redis connection error'),
+      })
+    : null;
+  // Every job it runs goes into the audit trail (completed or failed, with a small summary).
+  const audit = await createAuditTrail(runtime, { log });
+  // Copies to other locations: queued for a replicate worker, or made here when there is no
+  // Redis (a CronJob alone), each recorded as a worker would record it.
+  const copies: Array<Promise<boolean>> = [];
+  const copyHere = auditedHandler(
+    audit.trail,
+    'replicate',
+    (payload, job) => replicate(payload, { runtime, log: log.child({ jobId: job.jobId }) }),
+    { actor: 'backup-cronjob', log },
+  );
+  const queueCopy = (b: JobBus | null) => async (request: ReplicateRequestInput) => {
+    const jobId = replicateJobId(request.target, request.backupId, request.location);
+    if (b) return b.enqueue('replicate', request, { jobId });
+    copies.push(
+      copyHere(request, { jobId, attempt: 1, progress() {}, signal: new AbortController().signal }).then(
+        () => true,
+        (err: Error) => {
+          log.error({ err: { message: err.message }, jobId }, 'copy failed');
+          return false;
+        },
+      ),
+    );
+    return { jobId };
+  };
+  const copyMetrics = async (target: string) => {
+    await metrics
+      .refreshCopyLag(runtime, target)
+      .catch((err: Error) => log.warn({ err: { message: err.message } }, 'copy lag not measured'));
+  };
+
   const run = async (payload: unknown, job?: JobContext) => {
     const started = Date.now();
     const target = (payload as { target?: string } | null)?.target ?? 'unknown';
     try {
-      const result = await backup(payload, {
+      const ctx: BackupContext = {
         runtime,
         log: log.child({ jobId: job?.jobId }),
+        replicate: queueCopy(bus),
         ...(job ? { progress: job.progress, signal: job.signal } : {}),
-      });
+      };
+      const result = await backup(payload, ctx);
       metrics.lastSuccess.set({ target: result.target }, Date.now() / 1000);
       metrics.bytes.set({ target: result.target }, result.bytes);
       metrics.duration.observe({ target: result.target, outcome: 'success' }, (Date.now() - started) / 1000);
@@ -70,30 +121,63 @@ async function main(): Promise<void> {
       requestedBy: 'cronjob',
       ...(scheduledAt() ? { scheduledAt: scheduledAt() } : {}),
     };
-    const result = await run(request);
-    log.info({ result }, 'backup once: done');
+    // Recorded in the audit trail as the worker records its jobs: the annual audit counts
+    // backups retention has since removed from there.
+    try {
+      const result = await auditedHandler(audit.trail, 'backup', (payload) => run(payload), {
+        actor: 'backup-cronjob',
+        log,
+      })(request, { jobId: `once:${process.pid}`, attempt: 1, progress() {}, signal: new AbortController().signal });
+      const copied = await Promise.all(copies);
+      log.info({ result }, 'backup once: done');
+      // The backup stands, but the CronJob's retry (the same slot: no second backup) makes the copies again.
+      if (copied.includes(false)) {
+        log.error({ failed: copied.filter((ok) => !ok).length }, 'backup once: a copy failed');
+        process.exitCode = 1;
+      }
+    } finally {
+      await bus?.close();
+      await audit.close();
+    }
     return;
   }
 
-  const redisUrl = process.env.LIFEBOAT_REDIS_URL;
-  if (!redisUrl) {
+  if (!bus) {
     log.error({}, 'worker mode needs LIFEBOAT_REDIS_URL (or run `main.js once`)');
     process.exit(2);
   }
-  const bus = new BullMqJobBus({
-    url: redisUrl,
-    prefix: process.env.LIFEBOAT_QUEUE_PREFIX ?? 'lifeboat',
-    onError: (err) => log.error({ err: { message: err.message } }, 'redis connection error'),
-  });
-  // Every job it runs goes into the audit trail (completed or failed, with a small summary).
-  const audit = await createAuditTrail(runtime, { log });
+  const concurrency = Number(process.env.LIFEBOAT_CONCURRENCY ?? 1);
   const consumer = await bus.consume(
     'backup',
     auditedHandler(audit.trail, 'backup', (payload, job) => run(payload, job), { actor: 'backup-worker', log }),
-    {
-      concurrency: Number(process.env.LIFEBOAT_CONCURRENCY ?? 1),
-    },
+    { concurrency },
   );
+  // The same worker makes the copies: they need the same stores and credentials.
+  const replicator = await bus.consume(
+    'replicate',
+    auditedHandler(
+      audit.trail,
+      'replicate',
+      async (payload, job) => {
+        const result = await replicate(payload, {
+          runtime,
+          log: log.child({ jobId: job.jobId }),
+          progress: job.progress,
+          signal: job.signal,
+        });
+        await copyMetrics(result.target);
+        return result;
+      },
+      { actor: 'backup-worker', log },
+    ),
+    { concurrency },
+  );
+  // Copy lag grows while nothing happens: measured once a minute, not only after jobs.
+  const lagTimer = setInterval(() => {
+    for (const name of Object.keys(loaded.config.targets)) void copyMetrics(name);
+  }, 60_000);
+  lagTimer.unref();
+  for (const name of Object.keys(loaded.config.targets)) void copyMetrics(name);
   await serveWorker({
     app: 'backup',
     queue: 'backup',
@@ -106,7 +190,13 @@ async function main(): Promise<void> {
       await runtime.store.check();
       return null;
     },
-    close: [() => consumer.close(), () => bus.close(), () => audit.close()],
+    close: [
+      async () => clearInterval(lagTimer),
+      () => consumer.close(),
+      () => replicator.close(),
+      () => bus.close(),
+      () => audit.close(),
+    ],
   });
 }
 

@@ -102,7 +102,7 @@ describe('a backup killed with SIGKILL during a multipart upload to S3', () => {
     const prune = await lifeboat(['prune', '--json']);
     expect(prune.stderr).toBe('');
     expect(prune.code).toBe(0);
-    expect(JSON.parse(prune.stdout).abandoned).toContain(marker?.replace('.upload-in-progress.json', ''));
+    expect(JSON.parse(prune.stdout).locations[0].abandoned).toContain(marker?.replace('.upload-in-progress.json', ''));
     expect(await keys()).toEqual([]);
 
     // And the next backup goes through.

@@ -12,7 +12,7 @@ import {
   type Runtime,
 } from '@lifeboat/adapters';
 import type { Logger } from '@lifeboat/backup';
-import type { JobBus, QueueName } from '@lifeboat/domain';
+import { type JobBus, type QueueName, replicateJobId } from '@lifeboat/domain';
 
 export interface GlobalOptions {
   config?: string;
@@ -40,7 +40,10 @@ export async function openBus(runtime: Runtime): Promise<JobBus> {
   const bus = createJobBus();
   if (!distributed()) {
     // Loaded here, not at the top: a command that never runs a job never loads the apps.
-    const [{ backup }, { reconcile }] = await Promise.all([import('@lifeboat/backup'), import('@lifeboat/reconciler')]);
+    const [{ backup, replicate }, { reconcile }] = await Promise.all([
+      import('@lifeboat/backup'),
+      import('@lifeboat/reconciler'),
+    ]);
     const log = cliLogger();
     const { trail } = await auditTrail(runtime);
     const actor = cliActor();
@@ -49,7 +52,26 @@ export async function openBus(runtime: Runtime): Promise<JobBus> {
       auditedHandler(
         trail,
         'backup',
-        (payload, job) => backup(payload, { runtime, log, progress: job.progress, signal: job.signal }),
+        (payload, job) =>
+          backup(payload, {
+            runtime,
+            log,
+            progress: job.progress,
+            signal: job.signal,
+            replicate: (request) =>
+              bus.enqueue('replicate', request, {
+                jobId: replicateJobId(request.target, request.backupId, request.location),
+              }),
+          }),
+        { actor, log },
+      ),
+    );
+    await bus.consume(
+      'replicate',
+      auditedHandler(
+        trail,
+        'replicate',
+        (payload, job) => replicate(payload, { runtime, log, progress: job.progress, signal: job.signal }),
         { actor, log },
       ),
     );

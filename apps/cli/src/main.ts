@@ -118,6 +118,19 @@ withGlobals(backups.command('list'))
     ),
   );
 
+withGlobals(backups.command('replicate'))
+  .description(
+    'copy to each other location the backups it should hold and lacks (after it was down or added); each copy checksum-verified',
+  )
+  .option('--to <location>', 'only this location')
+  .option('--dry-run', 'print what is missing without copying')
+  .option('--json', 'print one JSON result')
+  .action(
+    run((opts: Parameters<typeof Backup.replicateCommand>[0]) =>
+      import('./commands/backup.js').then((m) => m.replicateCommand(opts)),
+    ),
+  );
+
 withGlobals(program.command('verify [backup]'))
   .description(
     'verify a backup (an id, or "latest"): quick checks the archive checksum, --full every entry; or an archive file in no store (--file)',
@@ -131,6 +144,7 @@ withGlobals(program.command('verify [backup]'))
     '--manifest <file>',
     "with --file: the backup's stored manifest.json (also checks the archive's size and sha256)",
   )
+  .option('--location <name>', 'verify the copy in this location (default: the primary store)')
   .option('--json', 'print one JSON result')
   .action(
     run((id: string | undefined, opts: Parameters<typeof Backup.verifyCommand>[1]) =>
@@ -141,6 +155,7 @@ withGlobals(program.command('verify [backup]'))
 withGlobals(program.command('extract <backup>'))
   .description('write the files of a backup (an id, or "latest") into a new directory, as the target had them')
   .requiredOption('--to <dir>', 'destination directory (must be new or empty)')
+  .option('--location <name>', 'extract the copy in this location (default: the primary store)')
   .option('--json', 'print one JSON result')
   .action(
     run((id: string, opts: Parameters<typeof Backup.extractCommand>[1]) =>
@@ -149,8 +164,11 @@ withGlobals(program.command('extract <backup>'))
   );
 
 withGlobals(program.command('prune'))
-  .description('apply retention (default: keep 30 daily); never deletes the newest verified backup')
+  .description(
+    "apply each location's retention (default: keep 30 daily); never deletes the newest verified backup, nor the only verified copy another location still wants",
+  )
   .option('--dry-run', 'print the plan without deleting anything')
+  .option('--location <name>', 'only this location (default: every location, the primary first)')
   .option('--json', 'print one JSON result')
   .action(
     run((opts: Parameters<typeof Backup.pruneCommand>[0]) =>
@@ -185,6 +203,7 @@ withGlobals(program.command('restore'))
   .option('--backup <id>', 'the backup to restore, or latest', 'latest')
   .option('--point-in-time <iso>', 'the newest backup taken at or before this time')
   .option('--to <destination>', 'production, sandbox (a scratch directory) or sandbox:<dir>', 'production')
+  .option('--from <location>', 'take the backup from this location only (default: the first that has a usable copy)')
   .option('--dry-run', 'print the plan and what each step would touch; change nothing')
   .option('--yes', 'confirm a production restore without the prompt')
   .option('--sign-off <name>', 'who accepts the reconciliation corrections')
@@ -211,7 +230,7 @@ const drill = program
   .description("the runbook's drills, run against a sandbox, with measured RTO and RPO");
 withGlobals(drill.command('run <drill>'))
   .description(
-    'run a drill: kill-switch, shadow-failover, reconciliation, backup-verify, database-restore, cold-restore, vendor-connectivity-loss or full-simulation',
+    'run a drill: kill-switch, shadow-failover, reconciliation, backup-verify, database-restore, cold-restore, vendor-connectivity-loss, multi-region-failover, annual-audit or full-simulation',
   )
   .option('--html <file>', 'also write the HTML report to <file>')
   .option('--open', 'open the HTML report in a browser')
@@ -266,6 +285,18 @@ withGlobals(audit.command('verify'))
   .action(
     run((opts: Parameters<typeof Audit.auditVerifyCommand>[0]) =>
       import('./commands/audit.js').then((m) => m.auditVerifyCommand(opts)),
+    ),
+  );
+withGlobals(audit.command('report'))
+  .description(
+    "the annual DR audit of a target: drills run against scheduled, targets met, backups per location, failures and what followed, kill-switch events, the trail's verification; exit 1 with findings",
+  )
+  .requiredOption('--year <yyyy>', 'the calendar year (UTC); the current one ends now')
+  .option('--html <file>', 'also write the report as one self-contained HTML page')
+  .option('--json', 'print the report as JSON')
+  .action(
+    run((opts: Parameters<typeof Audit.auditReportCommand>[0]) =>
+      import('./commands/audit.js').then((m) => m.auditReportCommand(opts)),
     ),
   );
 withGlobals(audit.command('list'))

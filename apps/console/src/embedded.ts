@@ -1,17 +1,18 @@
-// Embedded mode's workers: the backup, restore, reconcile and drill handlers consuming the
+// Embedded mode's workers: the backup, replicate, restore, reconcile and drill handlers consuming the
 // in-process bus inside the console's own process, as the four worker apps do on BullMQ.
 // A newcomer gets a working console with nothing else running.
 import { join } from 'node:path';
 import { createLockProvider, type Runtime } from '@lifeboat/adapters';
-import { backup } from '@lifeboat/backup';
-import type {
-  BackupResult,
-  Consumer,
-  JobBus,
-  JobHandler,
-  QueueName,
-  ReconcileJobResult,
-  RestoreResult,
+import { backup, replicate } from '@lifeboat/backup';
+import {
+  type BackupResult,
+  type Consumer,
+  type JobBus,
+  type JobHandler,
+  type QueueName,
+  type ReconcileJobResult,
+  type RestoreResult,
+  replicateJobId,
 } from '@lifeboat/domain';
 import { runDrill } from '@lifeboat/drill-scheduler';
 import { reconcile } from '@lifeboat/reconciler';
@@ -35,7 +36,22 @@ export async function consumeEmbedded(
     bus.consume(
       'backup',
       audited('backup', (payload, job) =>
-        backup(payload, { runtime, log, progress: job.progress, signal: job.signal }),
+        backup(payload, {
+          runtime,
+          log,
+          progress: job.progress,
+          signal: job.signal,
+          replicate: (request) =>
+            bus.enqueue('replicate', request, {
+              jobId: replicateJobId(request.target, request.backupId, request.location),
+            }),
+        }),
+      ),
+    ),
+    bus.consume(
+      'replicate',
+      audited('replicate', (payload, job) =>
+        replicate(payload, { runtime, log, progress: job.progress, signal: job.signal }),
       ),
     ),
     bus.consume(

@@ -82,10 +82,12 @@ describe('the drill scheduler', () => {
     // reconciliation is off, and cold-restore's 30 February never comes: neither is scheduled.
     expect(schedules.map((s) => s.id).sort()).toEqual(
       [
+        'annual-audit',
         'backup-verify',
         'database-restore',
         'full-simulation',
         'kill-switch',
+        'multi-region-failover',
         'shadow-failover',
         'vendor-connectivity-loss',
       ].map((d) => `drill:demo:${d}`),

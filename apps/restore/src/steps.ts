@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { openBooksSource, parseUrl, type ResolvedTarget } from '@lifeboat/adapters';
+import { openBooksSource, parseUrl, type ResolvedTarget, type Runtime } from '@lifeboat/adapters';
 import { extractBackup, listBackups, readManifest } from '@lifeboat/backup';
 import {
   changeKillSwitch,
@@ -43,6 +43,8 @@ export interface RunState {
   staging: string;
   backupId: string | null;
   manifest: Manifest | null;
+  /** The location the backup comes from, once picked. */
+  source: Runtime | null;
   extracted: string | null;
   stagedSqlite: string | null;
   stagedPostgres: string | null;
@@ -235,60 +237,90 @@ export function healthCheck(s: RunState): PlanStep {
 }
 
 export function selectBackup(s: RunState): PlanStep {
+  const { runtime } = s.ctx;
+  const order = s.request.from ? [runtime.at(s.request.from)] : runtime.locations.map((l) => runtime.at(l.name));
   return step(
     'select-backup',
-    'pick the backup: the one named, the newest at the point in time, or the newest usable',
-    [s.ctx.runtime.store.location],
+    'pick the backup: the one named, the newest at the point in time, or the newest usable, from the first location that has a usable copy',
+    order.map((l) => `${l.locationName}: ${l.store.location}`),
     async () => {
-      const needsDatabase = Boolean(s.target.config.database);
-      const usable = (await listBackups(s.ctx.runtime, s.target.name)).filter(
-        (b) =>
-          b.verification?.ok !== false &&
-          (!needsDatabase || b.database !== null) &&
-          (s.request.scenario !== 'server-loss' || b.kind === 'full'),
-      );
-      let id: string;
-      if (s.request.backup !== 'latest') {
-        id = s.request.backup;
-      } else if (s.request.pointInTime) {
-        const at = Date.parse(s.request.pointInTime);
-        const pick = usable.filter((b) => Date.parse(b.createdAt) <= at).at(-1);
-        if (!pick) {
-          throw new LifeboatError(
-            'NOT_FOUND',
-            `no usable backup of ${s.target.name} at or before ${s.request.pointInTime}`,
-            {
-              hint: '`lifeboat backups list` shows what there is',
-            },
-          );
+      const notes: string[] = [];
+      for (const location of order) {
+        const name = location.locationName;
+        if (s.request.avoid.includes(name)) {
+          notes.push(`${name}: skipped, unavailable by request`);
+          continue;
         }
-        id = pick.backupId;
-      } else {
-        const pick = usable.at(-1);
-        if (!pick) {
-          throw new LifeboatError(
-            'NOT_FOUND',
-            `target ${s.target.name} has no usable backup${needsDatabase ? ' with a database' : ''}`,
-            {
-              hint: 'make one with `lifeboat backup`',
-            },
-          );
+        let picked: { id: string; manifest: Manifest } | string;
+        try {
+          picked = await pickIn(s, location);
+        } catch (err) {
+          // A location that is down is passed over; the others may have a copy.
+          notes.push(`${name} (${location.store.location}) unreachable: ${(err as Error).message}`);
+          continue;
         }
-        id = pick.backupId;
+        if (typeof picked === 'string') {
+          notes.push(`${name}: ${picked}`);
+          continue;
+        }
+        s.manifest = picked.manifest;
+        s.backupId = picked.id;
+        s.source = location;
+        const passed = notes.length ? ` after ${notes.join('; ')}` : '';
+        return {
+          outcome: `backup ${picked.id} (${picked.manifest.kind}, taken ${picked.manifest.createdAt}) from ${name}${passed}`,
+          evidence: {
+            backupId: picked.id,
+            location: name,
+            store: location.store.location,
+            skipped: notes,
+            createdAt: picked.manifest.createdAt,
+            archiveSha256: picked.manifest.archive.sha256,
+            tables: picked.manifest.database?.tables ?? null,
+          },
+        };
       }
-      s.manifest = await readManifest(s.ctx.runtime, s.target.name, id);
-      s.backupId = id;
-      return {
-        outcome: `backup ${id} (${s.manifest.kind}, taken ${s.manifest.createdAt})`,
-        evidence: {
-          backupId: id,
-          createdAt: s.manifest.createdAt,
-          archiveSha256: s.manifest.archive.sha256,
-          tables: s.manifest.database?.tables ?? null,
-        },
-      };
+      const what =
+        s.request.backup !== 'latest'
+          ? `backup ${s.request.backup}`
+          : s.request.pointInTime
+            ? `a usable backup at or before ${s.request.pointInTime}`
+            : `a usable backup${s.target.config.database ? ' with a database' : ''}`;
+      throw new LifeboatError('NOT_FOUND', `no location has ${what} of ${s.target.name}: ${notes.join('; ')}`, {
+        hint: '`lifeboat backups list` shows which location holds what; make one with `lifeboat backup`',
+      });
     },
   );
+}
+
+/**
+ * The backup a location offers for this request, or why it offers none. The primary's
+ * backups count unless they failed verification; another location's copies count only when
+ * verified (a copy is committed only after its check, so that is every copy not since found
+ * damaged).
+ */
+async function pickIn(s: RunState, location: Runtime): Promise<{ id: string; manifest: Manifest } | string> {
+  const primary = location.locations.find((l) => l.name === location.locationName)?.primary === true;
+  const needsDatabase = Boolean(s.target.config.database);
+  const usable = (await listBackups(location, s.target.name)).filter(
+    (b) =>
+      (primary ? b.verification?.ok !== false : b.verification?.ok === true) &&
+      (!needsDatabase || b.database !== null) &&
+      (s.request.scenario !== 'server-loss' || b.kind === 'full'),
+  );
+  let id: string | undefined;
+  if (s.request.backup !== 'latest') {
+    id = usable.find((b) => b.backupId === s.request.backup)?.backupId;
+    if (!id) return `no usable copy of backup ${s.request.backup}`;
+  } else if (s.request.pointInTime) {
+    const at = Date.parse(s.request.pointInTime);
+    id = usable.filter((b) => Date.parse(b.createdAt) <= at).at(-1)?.backupId;
+    if (!id) return `no usable backup at or before ${s.request.pointInTime}`;
+  } else {
+    id = usable.at(-1)?.backupId;
+    if (!id) return `no usable backup${needsDatabase ? ' with a database' : ''}`;
+  }
+  return { id, manifest: await readManifest(location, s.target.name, id) };
 }
 
 export function fetchAndVerify(s: RunState): PlanStep {
@@ -299,7 +331,7 @@ export function fetchAndVerify(s: RunState): PlanStep {
     async () => {
       if (!s.backupId) throw new LifeboatError('INTERNAL', 'no backup selected');
       const dir = join(s.staging, 'files');
-      const r = await extractBackup(s.ctx.runtime, s.target.name, s.backupId, dir);
+      const r = await extractBackup(s.source ?? s.ctx.runtime, s.target.name, s.backupId, dir);
       s.extracted = dir;
       return {
         outcome: `${r.files.length} files, ${r.bytes} bytes, every checksum equal to the manifest`,
@@ -530,6 +562,7 @@ export function reconcileStep(s: RunState, full: boolean): PlanStep {
           readyToTrade: r.ready_to_trade,
           checks: r.checks,
           reportKey: result.reportKey,
+          ...(result.notStored ? { notStored: result.notStored } : {}),
           discrepancies: r.discrepancies.slice(0, 20),
         },
       };
@@ -545,6 +578,12 @@ export function readyToTrade(s: RunState): PlanStep {
     async () => {
       const r = s.reconciliation?.report;
       if (!r) return { skipped: true, outcome: 'no reconciliation ran' };
+      if (!isReady(s)) {
+        return {
+          outcome: `not ready to trade: the ${r.verdict} report could not be stored (${s.reconciliation?.notStored}), so it cannot let the kill switch go; reconcile again once the store answers`,
+          evidence: { readyToTrade: false, notStored: s.reconciliation?.notStored },
+        };
+      }
       return {
         outcome: r.ready_to_trade
           ? 'ready to trade: an operator deactivates the kill switch with `lifeboat kill-switch deactivate --reason …`'
@@ -553,4 +592,15 @@ export function readyToTrade(s: RunState): PlanStep {
       };
     },
   );
+}
+
+/**
+ * Whether the run ends ready to trade: the reconciliation says so and, for production, its
+ * report is stored (the kill switch is let go only on a stored report). A sandbox's report is
+ * never evidence for production, stored or not.
+ */
+export function isReady(s: RunState): boolean {
+  const result = s.reconciliation;
+  if (!result?.report.ready_to_trade) return false;
+  return s.dest.kind === 'sandbox' || result.notStored === undefined;
 }

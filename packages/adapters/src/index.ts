@@ -12,4 +12,5 @@ export * from './kill-switch/index.js';
 export * from './lock/index.js';
 export * from './object-store/index.js';
 export * from './ops/index.js';
+export * from './stream/index.js';
 export * from './target-control/index.js';

@@ -61,6 +61,31 @@ describe('contracts', () => {
     expect(ok.targets.demo?.secrets).toContain('.env*');
   });
 
+  it('locations have names of their own, a store each and an optional retention', () => {
+    const base = { store: { type: 'fs', path: 'store' }, targets: { demo: { root: 't' } } };
+    const ok = LifeboatConfig.parse({
+      ...base,
+      retention: { keepDaily: 7 },
+      locations: {
+        secondary: { type: 's3', bucket: 'sofia-backups', retention: { keepDaily: 30, keepMonthly: 12 } },
+        tertiary: { type: 'fs', path: '/mnt/nas' },
+      },
+    });
+    expect(Object.keys(ok.locations)).toEqual(['secondary', 'tertiary']);
+    expect(ok.locations.secondary?.retention).toMatchObject({ keepDaily: 30, keepMonthly: 12 });
+    expect(ok.locations.tertiary?.retention).toBeUndefined();
+    const errors = (locations: unknown) => {
+      const r = LifeboatConfig.safeParse({ ...base, locations });
+      return r.success ? '' : describeZodError(r.error);
+    };
+    expect(errors({ primary: { type: 'fs', path: 'x' } })).toMatch(/"primary" is the name of `store`/);
+    expect(errors({ 'Off Site': { type: 'fs', path: 'x' } })).toMatch(/location name is lowercase/);
+    expect(errors({ nas: { type: 'fs', path: 'x', bucket: 'b' } })).toMatch(/^locations\.nas: .*bucket/);
+    expect(errors({ nas: { type: 'fs', path: 'x', retention: { keepDaly: 3 } } })).toMatch(
+      /^locations\.nas\.retention: .*keepDaly/,
+    );
+  });
+
   it('manifest paths may not climb out or be absolute', () => {
     for (const bad of ['/etc/passwd', '../x', 'a/../b', 'a//b', './a', 'C:/x', 'a\\b']) {
       expect(SafeRelativePath.safeParse(bad).success, bad).toBe(false);

@@ -1,6 +1,7 @@
 // Lifeboat's domain: contracts, schemas, ports and pure policies. No I/O happens here.
 
 export * from './audit.js';
+export * from './audit-report.js';
 export * from './drills/catalog.js';
 export * from './drills/cron.js';
 export * from './drills/schedule.js';

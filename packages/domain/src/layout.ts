@@ -24,9 +24,28 @@ export const layout = {
   /** `<id>` is `<compact UTC start>-<drill>`, so keys sort by time. */
   drillReport: (target: string, id: string) => `${target}/drills/${id}.json`,
   drillHtml: (target: string, id: string) => `${target}/drills/${id}.html`,
+  auditReportsPrefix: (target: string) => `${target}/audit-reports/`,
+  /** An annual audit report (docs/FORMAT.md §9): one per run, `<stamp>` its generatedAt (compact UTC), so none is overwritten. */
+  auditReport: (target: string, year: number, stamp: string) => `${target}/audit-reports/${year}/${stamp}.json`,
+  auditReportHtml: (target: string, year: number, stamp: string) => `${target}/audit-reports/${year}/${stamp}.html`,
   killSwitchRequestsPrefix: (target: string) => `${target}/kill-switch/requests/`,
   /** A request to deactivate, waiting for a second person's approval; `<id>` starts with its compact UTC time. */
   killSwitchRequest: (target: string, id: string) => `${target}/kill-switch/requests/${id}.json`,
+  /** Continuous protection (docs/FORMAT.md §10): SQLite's log, in generations of a snapshot and numbered segments. */
+  streamSqlitePrefix: (target: string) => `${target}/stream/sqlite/`,
+  streamGenerationPrefix: (target: string, generation: string) => `${target}/stream/sqlite/${generation}/`,
+  streamSnapshot: (target: string, generation: string, encrypted: boolean) =>
+    `${target}/stream/sqlite/${generation}/snapshot.db.gz${encrypted ? '.age' : ''}`,
+  /** Written after the snapshot: the generation's commit marker. */
+  streamSnapshotRecord: (target: string, generation: string) => `${target}/stream/sqlite/${generation}/snapshot.json`,
+  streamSegmentsPrefix: (target: string, generation: string) => `${target}/stream/sqlite/${generation}/wal/`,
+  /** `<seq>` zero-padded to 12 digits, `<stamp>` the compact UTC time (ms) it was shipped. */
+  streamSegment: (target: string, generation: string, seq: number, stamp: string, encrypted: boolean) =>
+    `${target}/stream/sqlite/${generation}/wal/${String(seq).padStart(12, '0')}-${stamp}.seg${encrypted ? '.age' : ''}`,
+  /** Append-only files: `<file>` is the file's path relative to the root, base64url. */
+  streamFilesPrefix: (target: string) => `${target}/stream/files/`,
+  streamFileSegment: (target: string, file: string, seq: number, stamp: string, encrypted: boolean) =>
+    `${target}/stream/files/${file}/${String(seq).padStart(12, '0')}-${stamp}.seg${encrypted ? '.age' : ''}`,
   /** The audit trail is the store's, not a target's: `_` cannot begin a target name, so no target meets it. */
   auditPrefix: '_lifeboat/audit/',
   /** One entry per object; seq zero-padded to 12 digits, so keys sort by seq. */
@@ -46,4 +65,20 @@ export function parseBackupKey(key: string): { target: string; backupId: string;
 export function parseAuditKey(key: string): number | null {
   const m = /^_lifeboat\/audit\/(\d{12})\.json$/.exec(key);
   return m ? Number(m[1]) : null;
+}
+
+/** Splits a stream segment key's name (`<seq>-<stamp>.seg[.age]`) into its parts, or null. */
+export function parseSegmentName(name: string): { seq: number; shippedAt: Date; encrypted: boolean } | null {
+  const m = /^(\d{12})-(\d{8}T\d{9}Z)\.seg(\.age)?$/.exec(name);
+  if (!m) return null;
+  const s = m[2] as string;
+  const shippedAt = new Date(
+    `${s.slice(0, 4)}-${s.slice(4, 6)}-${s.slice(6, 8)}T${s.slice(9, 11)}:${s.slice(11, 13)}:${s.slice(13, 15)}.${s.slice(15, 18)}Z`,
+  );
+  return { seq: Number(m[1]), shippedAt, encrypted: Boolean(m[3]) };
+}
+
+/** The compact UTC time with milliseconds used in segment keys (`20251125T020000123Z`). */
+export function compactUtcMs(date: Date): string {
+  return date.toISOString().replace(/[-:.]/g, '');
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { planRetention, type RetentionCandidate } from './retention.js';
+import { planRetention, protectOnlyCopies, type RetentionCandidate, wantedBy } from './retention.js';
 import { RetentionPolicy } from './schemas/config.js';
 
 const policy = (p: Partial<RetentionPolicy>) => RetentionPolicy.parse({ keepDaily: 0, ...p });
@@ -79,5 +79,60 @@ describe('retention plan', () => {
   it('keepLast counts backups, not days', () => {
     const plan = planRetention(daily(10), policy({ keepLast: 3 }), now);
     expect(plan.keep.map((k) => k.reasons[0])).toEqual(['last 1 of 3', 'last 2 of 3', 'last 3 of 3']);
+  });
+});
+
+describe('retention across locations', () => {
+  // Primary keeps 7 daily; the secondary 30 daily; a yearly archive (the NAS) 7 yearly.
+  const all = daily(10);
+  const ids = (xs: Iterable<{ backupId: string } | string>) =>
+    [...xs].map((x) => (typeof x === 'string' ? x : x.backupId)).sort();
+
+  it('a location wants the copies its own retention would keep', () => {
+    // The secondary holds the three oldest; all ten are offered: it wants the seven it lacks.
+    expect(ids(wantedBy(all.slice(7), all, policy({ keepDaily: 30 }), now))).toEqual(ids(all.slice(0, 7)));
+    // A yearly archive holding the newest wants none of the older ones of the same year.
+    expect(ids(wantedBy(all.slice(0, 1), all, policy({ keepYearly: 7 }), now))).toEqual([]);
+    // ... and wants the newest when it holds only an older one.
+    expect(ids(wantedBy(all.slice(9), all, policy({ keepYearly: 7 }), now))).toEqual(['2025-11-30']);
+  });
+
+  it('keeps the only verified copy another location still wants, and lets the copied ones go', () => {
+    const plan = planRetention(all, policy({ keepDaily: 7 }), now);
+    expect(ids(plan.delete)).toEqual(['2025-11-21', '2025-11-22', '2025-11-23']);
+    // The secondary has verified copies of 21 and 22 only; it keeps 30 daily, so it wants 23 too.
+    const secondary = { name: 'secondary', policy: policy({ keepDaily: 30 }), backups: all.slice(8) };
+    const out = protectOnlyCopies(plan, new Set(ids(all)), [secondary], now);
+    expect(ids(out.delete)).toEqual(['2025-11-21', '2025-11-22']);
+    const kept = out.keep.find((k) => k.backupId === '2025-11-23');
+    expect(kept?.reasons).toEqual(['only verified copy: secondary keeps it once its copy is made']);
+    expect(out.keep).toHaveLength(8);
+  });
+
+  it('a copy elsewhere that failed its verification does not count', () => {
+    const plan = planRetention(all, policy({ keepDaily: 9 }), now);
+    const damaged = { ...(all[9] as RetentionCandidate), verified: false };
+    const secondary = { name: 'secondary', policy: policy({ keepDaily: 30 }), backups: [damaged] };
+    const out = protectOnlyCopies(plan, new Set(ids(all)), [secondary], now);
+    expect(out.delete).toEqual([]);
+    expect(out.keep.find((k) => k.backupId === '2025-11-21')?.reasons[0]).toMatch(/^only verified copy/);
+  });
+
+  it('a location that cannot be listed proves no copy: nothing verified here goes', () => {
+    const plan = planRetention(all, policy({ keepDaily: 7 }), now);
+    const out = protectOnlyCopies(plan, new Set(ids(all)), [{ name: 'nas', policy: policy({}), backups: null }], now);
+    expect(out.delete).toEqual([]);
+    expect(out.keep.find((k) => k.backupId === '2025-11-21')?.reasons).toEqual([
+      'nas cannot be listed: no other copy is proven',
+    ]);
+  });
+
+  it('an unverified or damaged copy here follows the plan; a location wanting nothing changes nothing', () => {
+    const plan = planRetention(all, policy({ keepDaily: 7 }), now);
+    const verifiedHere = new Set(ids(all.slice(0, 7)));
+    const secondary = { name: 'secondary', policy: policy({ keepDaily: 30 }), backups: [] };
+    expect(protectOnlyCopies(plan, verifiedHere, [secondary], now)).toEqual(plan);
+    const yearly = { name: 'nas', policy: policy({ keepYearly: 7 }), backups: all.slice(0, 1) };
+    expect(protectOnlyCopies(plan, new Set(ids(all)), [yearly], now)).toEqual(plan);
   });
 });

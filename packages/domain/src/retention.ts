@@ -94,3 +94,75 @@ export function planRetention(
   }
   return plan;
 }
+
+/** Another location's view, for the rules that span locations; `backups` is null when it cannot be listed. */
+export interface OtherLocation {
+  name: string;
+  policy: RetentionPolicy;
+  backups: readonly RetentionCandidate[] | null;
+}
+
+/**
+ * Which of `extra` a location would keep if it had them: its own retention run over what it
+ * holds plus them. This is what decides which backups a location should get a copy of.
+ */
+export function wantedBy(
+  held: readonly RetentionCandidate[],
+  extra: readonly RetentionCandidate[],
+  policy: RetentionPolicy,
+  now: Date,
+): Set<string> {
+  const have = new Set(held.map((b) => b.backupId));
+  const added = extra.filter((b) => !have.has(b.backupId));
+  const ids = new Set(added.map((b) => b.backupId));
+  const plan = planRetention([...held, ...added], policy, now);
+  return new Set(plan.keep.filter((d) => ids.has(d.backupId)).map((d) => d.backupId));
+}
+
+/**
+ * A location's plan with the rule that spans locations applied: its copy of a backup is not
+ * deleted while it is the only verified copy and another location's retention would keep
+ * that backup (the copy there is still to be made), or while another location cannot be
+ * listed to prove it holds one. `verifiedHere` names the backups whose copy here passed its
+ * latest verification; the others follow the plan as it is.
+ */
+export function protectOnlyCopies(
+  plan: RetentionPlan,
+  verifiedHere: ReadonlySet<string>,
+  others: readonly OtherLocation[],
+  now: Date,
+): RetentionPlan {
+  const leaving = plan.delete.filter((d) => verifiedHere.has(d.backupId));
+  if (leaving.length === 0 || others.length === 0) return plan;
+  const verifiedElsewhere = new Set<string>();
+  for (const o of others) for (const b of o.backups ?? []) if (b.verified) verifiedElsewhere.add(b.backupId);
+  const candidates = leaving
+    .filter((d) => !verifiedElsewhere.has(d.backupId))
+    .map((d) => ({ backupId: d.backupId, createdAt: d.createdAt, verified: true }));
+  const held = new Map<string, string>();
+  for (const o of others) {
+    if (o.backups === null) {
+      for (const c of candidates)
+        if (!held.has(c.backupId)) held.set(c.backupId, `${o.name} cannot be listed: no other copy is proven`);
+      continue;
+    }
+    // A copy there that is not verified (damaged since) is one it still needs.
+    for (const id of wantedBy(
+      o.backups.filter((b) => b.verified),
+      candidates,
+      o.policy,
+      now,
+    )) {
+      if (!held.has(id)) held.set(id, `only verified copy: ${o.name} keeps it once its copy is made`);
+    }
+  }
+  if (held.size === 0) return plan;
+  const out: RetentionPlan = { keep: [...plan.keep], delete: [] };
+  for (const d of plan.delete) {
+    const reason = held.get(d.backupId);
+    if (reason) out.keep.push({ ...d, keep: true, reasons: [reason] });
+    else out.delete.push(d);
+  }
+  out.keep.sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime());
+  return out;
+}

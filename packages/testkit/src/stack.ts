@@ -317,6 +317,45 @@ async function checkS3(service: S3Service): Promise<Started<S3Service>> {
   return { value: service, source: 'env' };
 }
 
+/** An S3 server of a test's own: it can be stopped (a location going down) without touching the stack's. */
+export interface PrivateS3 {
+  endpoint: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  createBucket(prefix: string): Promise<string>;
+  /** Stops the server; its port then refuses connections. */
+  stop(): Promise<void>;
+}
+
+/** Starts s3rver in this process on a free port (on every machine: it is an npm dependency). */
+export async function startPrivateS3(): Promise<PrivateS3> {
+  const started = await startS3rver();
+  const { value } = started;
+  const client = new S3Client({
+    endpoint: value.endpoint,
+    region: value.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: value.accessKeyId, secretAccessKey: value.secretAccessKey },
+    maxAttempts: 1,
+  });
+  let stopped = false;
+  return {
+    ...value,
+    async createBucket(prefix) {
+      const name = uniqueName(prefix);
+      await client.send(new CreateBucketCommand({ Bucket: name }));
+      return name;
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      client.destroy();
+      await started.stop?.();
+    },
+  };
+}
+
 async function startS3rver(): Promise<Started<S3Service>> {
   const directory = await mkdtemp(join(tmpdir(), 'lifeboat-s3rver-'));
   try {

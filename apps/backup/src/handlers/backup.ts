@@ -83,6 +83,8 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
         omitted: [],
         verification: 'none',
         deduplicated: true,
+        // The run that made it may have died before queueing its copies; the job ids make this idempotent.
+        replication: await queueCopies(ctx, target.name, existing.backupId),
       });
     }
   }
@@ -305,6 +307,7 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       warnings,
       verification: level,
       deduplicated: false,
+      replication: await queueCopies(ctx, target.name, backupId),
     });
   } catch (err) {
     // Nothing half-made may look complete: without a manifest the archive is garbage.
@@ -318,4 +321,28 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     );
     await rm(staging, { recursive: true, force: true });
   }
+}
+
+/**
+ * Queues a copy of a committed backup to every other location. The backup stands whether or
+ * not this works: a copy that could not be queued is logged, and `lifeboat backups replicate`
+ * (or the next backup's catch-up) makes it later.
+ */
+async function queueCopies(ctx: BackupContext, target: string, backupId: string): Promise<BackupResult['replication']> {
+  const others = ctx.runtime.locations.filter((l) => !l.primary);
+  if (others.length === 0) return [];
+  if (!ctx.replicate) {
+    ctx.log.warn({ backupId, locations: others.map((l) => l.name) }, 'copies not queued: no replicate queue here');
+    return [];
+  }
+  const queued: BackupResult['replication'] = [];
+  for (const location of others) {
+    try {
+      const { jobId } = await ctx.replicate({ target, backupId, location: location.name, requestedBy: 'backup' });
+      queued.push({ location: location.name, jobId });
+    } catch (err) {
+      ctx.log.error({ backupId, location: location.name, err: { message: (err as Error).message } }, 'copy not queued');
+    }
+  }
+  return queued;
 }

@@ -51,6 +51,22 @@ function stampToIso(stamp: string): string {
   return `${stamp.slice(0, 4)}-${stamp.slice(4, 6)}-${stamp.slice(6, 8)}T${stamp.slice(9, 11)}:${stamp.slice(11, 13)}:${stamp.slice(13, 15)}.${stamp.slice(15, 18)}Z`;
 }
 
+/** The newest verification of one backup, or null when it was never verified. */
+export async function latestVerification(
+  runtime: Runtime,
+  target: string,
+  backupId: string,
+): Promise<VerificationSummary | null> {
+  let latest: VerificationSummary | null = null;
+  for await (const obj of runtime.store.list(layout.verificationsPrefix(target, backupId))) {
+    const v = parseVerificationName(obj.key.slice(obj.key.lastIndexOf('/') + 1));
+    if (!v) continue;
+    const at = stampToIso(v.stamp);
+    if (!latest || latest.at < at) latest = { level: v.level, ok: v.ok, at };
+  }
+  return latest;
+}
+
 export async function readManifest(runtime: Runtime, target: string, backupId: string) {
   const key = layout.manifest(target, backupId);
   const bytes = await runtime.store.getBytes(key).catch((err) => {

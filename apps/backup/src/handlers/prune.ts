@@ -1,12 +1,22 @@
 // Retention: compute the plan (GFS rules, the newest verified backup always kept), then
 // delete what it lets go — the manifest first, so a backup stops existing at once.
 import type { Runtime } from '@lifeboat/adapters';
-import { layout, parseBackupKey, planRetention, type RetentionPlan, type RetentionPolicy } from '@lifeboat/domain';
+import {
+  layout,
+  parseBackupKey,
+  planRetention,
+  protectOnlyCopies,
+  type RetentionPlan,
+  type RetentionPolicy,
+} from '@lifeboat/domain';
 import type { Logger } from '../context.js';
 import { listBackups } from './catalog.js';
+import { asCandidates, readLocations } from './locations.js';
 
 export interface PruneResult {
   target: string;
+  /** The location pruned (its own retention). */
+  location: string;
   dryRun: boolean;
   policy: RetentionPolicy;
   plan: RetentionPlan;
@@ -21,17 +31,23 @@ export async function pruneBackups(
   options: { dryRun: boolean; now?: Date; log: Logger },
 ): Promise<PruneResult> {
   const now = options.now ?? new Date();
-  const policy = runtime.loaded.config.retention;
+  const policy = runtime.retention;
   const backups = await listBackups(runtime, target);
-  const plan = planRetention(
-    backups.map((b) => ({
-      backupId: b.backupId,
-      createdAt: new Date(b.createdAt),
-      verified: b.verification?.ok === true,
-    })),
-    policy,
-    now,
-  );
+  let plan = planRetention(asCandidates(backups), policy, now);
+  if (plan.delete.length && runtime.locations.length > 1) {
+    // Copies span locations: the only verified copy of a backup another location still wants stays.
+    const others = await readLocations(runtime, target, { except: runtime.locationName });
+    plan = protectOnlyCopies(
+      plan,
+      new Set(backups.filter((b) => b.verification?.ok === true).map((b) => b.backupId)),
+      others.map((o) => ({
+        name: o.name,
+        policy: o.retention,
+        backups: o.reachable ? asCandidates(o.backups) : null,
+      })),
+      now,
+    );
+  }
 
   // Objects under a backup id with no manifest belong to a backup that never committed.
   const graceMs = runtime.loaded.config.backup.abandonedUploadMinutes * 60_000;
@@ -58,7 +74,10 @@ export async function pruneBackups(
         await runtime.store.delete(key);
         deletedObjects++;
       }
-      options.log.info({ backupId: d.backupId, reasons: d.reasons }, 'backup deleted by retention');
+      options.log.info(
+        { backupId: d.backupId, location: runtime.locationName, reasons: d.reasons },
+        'backup deleted by retention',
+      );
     }
     for (const key of abandoned) {
       await runtime.store.delete(key);
@@ -67,5 +86,5 @@ export async function pruneBackups(
     const aborted = await runtime.store.cleanupIncomplete(layout.backupsPrefix(target), graceMs);
     abandoned.push(...aborted);
   }
-  return { target, dryRun: options.dryRun, policy, plan, abandoned, deletedObjects };
+  return { target, location: runtime.locationName, dryRun: options.dryRun, policy, plan, abandoned, deletedObjects };
 }

@@ -2,11 +2,17 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import type { Runtime } from '@lifeboat/adapters';
 import {
   type BackupSummary,
+  copyJobs,
   extractBackup,
+  type LocationCatalog,
+  type PruneResult,
+  planCopies,
   pruneBackups,
   readCatalog,
+  readLocations,
   resolveBackupId,
   verifyArchiveFile,
   verifyBackup,
@@ -15,8 +21,10 @@ import {
   BackupRequest,
   BackupResult,
   describeZodError,
+  type JobBus,
   LifeboatError,
   Manifest,
+  ReplicateResult,
   scheduledBackupJobId,
 } from '@lifeboat/domain';
 import { cliLogger, distributed, type GlobalOptions, openBus, openRuntime } from '../context.js';
@@ -65,8 +73,7 @@ export async function backupCommand(
       .finally(() => clearTimeout(notice));
     progress.done();
     const result = BackupResult.parse(raw);
-    if (opts.json) printJson(result);
-    else {
+    if (!opts.json) {
       console.log(
         `backup ${result.backupId}: ${result.entries} entries, ${formatBytes(result.sourceBytes)} → ${formatBytes(result.bytes)}` +
           `${result.encrypted ? ' (encrypted)' : ''} in ${formatDuration(result.durationMs)}` +
@@ -76,11 +83,39 @@ export async function backupCommand(
       for (const o of result.omitted) console.log(`  left out ${o.source}: ${o.reason}`);
       for (const w of result.warnings) console.log(`  warning: ${w}`);
     }
-    return EXIT.ok;
+    // The copies to the other locations: waited for, so the command ends with them made (or failed).
+    const copies = await waitForCopies(bus, result.replication, !opts.json);
+    if (opts.json) printJson({ ...result, copies });
+    return copies.some((c) => c.outcome === 'failed') ? EXIT.failed : EXIT.ok;
   } finally {
     progress.done();
     await bus.close();
   }
+}
+
+interface CopyOutcome {
+  location: string;
+  jobId: string;
+  outcome: 'copied' | 'present' | 'failed';
+  error?: string;
+}
+
+async function waitForCopies(bus: JobBus, queued: BackupResult['replication'], print: boolean): Promise<CopyOutcome[]> {
+  const out: CopyOutcome[] = [];
+  for (const q of queued) {
+    try {
+      const r = ReplicateResult.parse(await bus.result('replicate', q.jobId, { timeoutMs: 6 * 3600_000 }));
+      out.push({ ...q, outcome: r.outcome });
+      if (print)
+        console.log(
+          `  ${r.outcome === 'copied' ? 'copied' : 'already'} in ${q.location}: ${formatBytes(r.bytes)}, checksum verified${r.outcome === 'copied' ? ` in ${formatDuration(r.durationMs)}` : ''}`,
+        );
+    } catch (err) {
+      out.push({ ...q, outcome: 'failed', error: (err as Error).message });
+      if (print) console.log(`  copy to ${q.location} FAILED: ${(err as Error).message}`);
+    }
+  }
+  return out;
 }
 
 function verificationLabel(b: BackupSummary): string {
@@ -88,24 +123,63 @@ function verificationLabel(b: BackupSummary): string {
   return `${b.verification.ok ? 'verified' : 'FAILED'} (${b.verification.level})`;
 }
 
+/** The state of one backup's copy in one location. */
+type CopyState = 'verified' | 'unverified' | 'failed' | 'missing' | 'unknown';
+
+function copyState(location: LocationCatalog, backupId: string): CopyState {
+  if (!location.reachable) return 'unknown';
+  const b = location.backups.find((x) => x.backupId === backupId);
+  if (!b) return 'missing';
+  return b.verification ? (b.verification.ok ? 'verified' : 'failed') : 'unverified';
+}
+
 export async function listCommand(opts: GlobalOptions & { json?: boolean }): Promise<number> {
   const runtime = await openRuntime(opts);
   const target = runtime.target(opts.target).name;
-  const { backups, unreadable } = await readCatalog(runtime, target);
+  const locations = await readLocations(runtime, target);
+  const primary = locations[0] as LocationCatalog;
+  // With nowhere else to look, a primary that does not answer is an error, as it always was.
+  if (!locations.some((l) => l.reachable)) await readCatalog(runtime, target);
+  // Every backup any location holds, described by the first location that has it.
+  const byId = new Map<string, BackupSummary>();
+  for (const l of locations) for (const b of l.backups) if (!byId.has(b.backupId)) byId.set(b.backupId, b);
+  const backups = [...byId.values()]
+    .sort((a, b) => (a.backupId < b.backupId ? -1 : 1))
+    .map((b) => ({ ...b, copies: Object.fromEntries(locations.map((l) => [l.name, copyState(l, b.backupId)])) }));
+  const unreadable = locations.flatMap((l) => l.unreadable.map((u) => ({ ...u, location: l.name })));
   if (opts.json) {
-    printJson({ target, store: runtime.store.location, backups, unreadable });
+    printJson({
+      target,
+      store: primary.store,
+      locations: locations.map((l) => ({
+        name: l.name,
+        store: l.store,
+        reachable: l.reachable,
+        ...(l.problem ? { problem: l.problem } : {}),
+      })),
+      backups,
+      unreadable,
+    });
     return EXIT.ok;
   }
-  for (const u of unreadable) console.error(`warning: ${u.problem}`);
+  for (const u of unreadable) console.error(`warning: ${u.location}: ${u.problem}`);
+  for (const l of locations)
+    if (!l.reachable) console.error(`warning: location ${l.name} (${l.store}) unreachable: ${l.problem}`);
   if (backups.length === 0) {
-    console.log(`no backups of ${target} in ${runtime.store.location}`);
+    console.log(`no backups of ${target} in ${locations.map((l) => l.store).join(', ')}`);
     return EXIT.ok;
   }
-  console.log(`backups of ${target} in ${runtime.store.location}:`);
+  const several = locations.length > 1;
+  console.log(
+    `backups of ${target} in ${several ? locations.map((l) => `${l.name} (${l.store})`).join(', ') : primary.store}:`,
+  );
   for (const b of backups) {
+    const copies = several
+      ? `  ${locations.map((l) => `${l.name}:${b.copies[l.name] === 'verified' ? 'ok' : b.copies[l.name]}`).join(' ')}`
+      : '';
     console.log(
       `  ${b.backupId}  ${b.kind.padEnd(10)} ${formatBytes(b.bytes).padStart(10)}  ${String(b.entries).padStart(4)} entries` +
-        `  ${b.encrypted ? 'encrypted' : 'plain    '}  ${verificationLabel(b)}${b.warnings ? `  ${b.warnings} warning(s)` : ''}`,
+        `  ${b.encrypted ? 'encrypted' : 'plain    '}  ${verificationLabel(b)}${b.warnings ? `  ${b.warnings} warning(s)` : ''}${copies}`,
     );
   }
   return EXIT.ok;
@@ -113,7 +187,7 @@ export async function listCommand(opts: GlobalOptions & { json?: boolean }): Pro
 
 export async function verifyCommand(
   id: string | undefined,
-  opts: GlobalOptions & { full?: boolean; json?: boolean; file?: string; manifest?: string },
+  opts: GlobalOptions & { full?: boolean; json?: boolean; file?: string; manifest?: string; location?: string },
 ): Promise<number> {
   if (opts.file !== undefined) {
     if (id !== undefined) throw new LifeboatError('INVALID_REQUEST', 'verify: give a backup id or --file, not both');
@@ -123,7 +197,7 @@ export async function verifyCommand(
   if (id === undefined) {
     throw new LifeboatError('INVALID_REQUEST', 'verify: which backup? Give an id, "latest", or --file <archive>');
   }
-  const runtime = await openRuntime(opts);
+  const runtime = atLocation(await openRuntime(opts), opts.location);
   const target = runtime.target(opts.target).name;
   const backupId = await resolveBackupId(runtime, target, id);
   const level = opts.full ? 'full' : 'quick';
@@ -140,6 +214,11 @@ export async function verifyCommand(
     if (record.ok && level === 'full') console.log(`  ${record.checks.length} checks passed`);
   }
   return record.ok ? EXIT.ok : EXIT.failed;
+}
+
+/** The runtime over `--location`'s store (the primary when none is given). */
+function atLocation(runtime: Runtime, location: string | undefined): Runtime {
+  return location ? runtime.at(location) : runtime;
 }
 
 async function readManifestFile(path: string): Promise<Manifest> {
@@ -194,9 +273,9 @@ async function verifyFileCommand(file: string, opts: GlobalOptions & { json?: bo
 
 export async function extractCommand(
   id: string,
-  opts: GlobalOptions & { to: string; json?: boolean },
+  opts: GlobalOptions & { to: string; json?: boolean; location?: string },
 ): Promise<number> {
-  const runtime = await openRuntime(opts);
+  const runtime = atLocation(await openRuntime(opts), opts.location);
   const target = runtime.target(opts.target).name;
   const backupId = await resolveBackupId(runtime, target, id);
   const progress = progressPrinter(!opts.json && process.stderr.isTTY === true);
@@ -211,20 +290,114 @@ export async function extractCommand(
   return EXIT.ok;
 }
 
-export async function pruneCommand(opts: GlobalOptions & { dryRun?: boolean; json?: boolean }): Promise<number> {
+export async function pruneCommand(
+  opts: GlobalOptions & { dryRun?: boolean; json?: boolean; location?: string },
+): Promise<number> {
   const runtime = await openRuntime(opts);
   const target = runtime.target(opts.target).name;
-  const result = await pruneBackups(runtime, target, { dryRun: Boolean(opts.dryRun), log: cliLogger() });
-  if (opts.json) {
-    printJson(result);
-    return EXIT.ok;
+  // Each location by its own retention, the primary first; one that is down stops nothing else.
+  const names = opts.location ? [runtime.at(opts.location).locationName] : runtime.locations.map((l) => l.name);
+  const results: PruneResult[] = [];
+  const failures: Array<{ location: string; error: string }> = [];
+  for (const name of names) {
+    try {
+      results.push(await pruneBackups(runtime.at(name), target, { dryRun: Boolean(opts.dryRun), log: cliLogger() }));
+    } catch (err) {
+      if (names.length === 1) throw err;
+      failures.push({ location: name, error: (err as Error).message });
+    }
   }
-  const verb = result.dryRun ? 'would delete' : 'deleted';
-  console.log(`retention for ${target}: keep ${result.plan.keep.length}, ${verb} ${result.plan.delete.length}`);
-  for (const k of result.plan.keep) console.log(`  keep   ${k.backupId}  ${k.reasons.join(', ')}`);
-  for (const d of result.plan.delete)
-    console.log(`  ${result.dryRun ? 'delete' : 'gone  '} ${d.backupId}  ${d.reasons.join(', ')}`);
-  if (result.abandoned.length)
-    console.log(`  ${verb} ${result.abandoned.length} objects of backups that never committed`);
-  return EXIT.ok;
+  if (opts.json) {
+    printJson({ target, dryRun: Boolean(opts.dryRun), locations: results, failures });
+    return failures.length ? EXIT.failed : EXIT.ok;
+  }
+  const verb = opts.dryRun ? 'would delete' : 'deleted';
+  for (const result of results) {
+    const where = names.length > 1 || opts.location ? ` in ${result.location}` : '';
+    console.log(
+      `retention for ${target}${where}: keep ${result.plan.keep.length}, ${verb} ${result.plan.delete.length}`,
+    );
+    for (const k of result.plan.keep) console.log(`  keep   ${k.backupId}  ${k.reasons.join(', ')}`);
+    for (const d of result.plan.delete)
+      console.log(`  ${result.dryRun ? 'delete' : 'gone  '} ${d.backupId}  ${d.reasons.join(', ')}`);
+    if (result.abandoned.length)
+      console.log(`  ${verb} ${result.abandoned.length} objects of backups that never committed`);
+  }
+  for (const f of failures) console.error(`retention for ${target} in ${f.location} not applied: ${f.error}`);
+  return failures.length ? EXIT.failed : EXIT.ok;
+}
+
+/** `backups replicate`: queues the copies each other location lacks (after it was down, or was added). */
+export async function replicateCommand(
+  opts: GlobalOptions & { to?: string; dryRun?: boolean; json?: boolean },
+): Promise<number> {
+  const runtime = await openRuntime(opts);
+  const target = runtime.target(opts.target).name;
+  if (runtime.locations.length < 2) {
+    throw new LifeboatError(
+      'INVALID_CONFIG',
+      `${runtime.loaded.path} configures no location besides the primary store`,
+      {
+        hint: 'add one under `locations:` (README, "Backup locations")',
+      },
+    );
+  }
+  if (opts.to) {
+    const to = runtime.at(opts.to);
+    if (to.locationName === runtime.locationName) {
+      throw new LifeboatError('INVALID_REQUEST', '--to names the primary: copies go from the primary to the others');
+    }
+  }
+  const now = new Date();
+  const plans = planCopies(await readLocations(runtime, target), now).filter((p) => !opts.to || p.location === opts.to);
+  const jobs = copyJobs(target, plans, now);
+  const outcomes: Array<{ location: string; backupId: string; outcome: string; error?: string }> = [];
+  if (!opts.dryRun && jobs.length) {
+    const bus = await openBus(runtime);
+    try {
+      for (const j of jobs) await bus.enqueue('replicate', j.request, { jobId: j.jobId });
+      for (const j of jobs) {
+        const raw = await bus.result('replicate', j.jobId, { timeoutMs: 6 * 3600_000 }).then(
+          (r) => ReplicateResult.parse(r),
+          (err: Error) => err,
+        );
+        const base = { location: j.request.location, backupId: j.request.backupId };
+        outcomes.push(
+          raw instanceof Error ? { ...base, outcome: 'failed', error: raw.message } : { ...base, outcome: raw.outcome },
+        );
+        if (!opts.json) {
+          console.log(
+            raw instanceof Error
+              ? `  FAILED ${j.request.backupId} → ${j.request.location}: ${raw.message}`
+              : `  ${raw.outcome === 'copied' ? 'copied' : 'present'} ${j.request.backupId} → ${j.request.location} (${formatBytes(raw.bytes)}, ${formatDuration(raw.durationMs)}, checksum verified)`,
+          );
+        }
+      }
+    } finally {
+      await bus.close();
+    }
+  }
+  const failed = outcomes.some((o) => o.outcome === 'failed') || plans.some((p) => !p.reachable);
+  if (opts.json) {
+    printJson({
+      target,
+      dryRun: Boolean(opts.dryRun),
+      locations: plans.map((p) => ({
+        location: p.location,
+        reachable: p.reachable,
+        ...(p.problem ? { problem: p.problem } : {}),
+        missing: p.missing.map((b) => b.backupId),
+        lagSeconds: p.lagSeconds,
+      })),
+      copies: outcomes,
+    });
+  } else {
+    for (const p of plans) {
+      if (!p.reachable) console.log(`${p.location}: unreachable (${p.problem ?? 'no answer'}); nothing copied`);
+      else if (p.missing.length === 0) console.log(`${p.location}: up to date`);
+      else if (opts.dryRun)
+        console.log(`${p.location}: would copy ${p.missing.length}: ${p.missing.map((b) => b.backupId).join(', ')}`);
+    }
+  }
+  return failed ? EXIT.failed : EXIT.ok;
 }

@@ -19,6 +19,7 @@ export interface RestoreOptions extends GlobalOptions {
   backup: string;
   pointInTime?: string;
   to: string;
+  from?: string;
   dryRun?: boolean;
   yes?: boolean;
   signOff?: string;
@@ -61,6 +62,7 @@ export async function restoreCommand(opts: RestoreOptions): Promise<number> {
     backup: opts.backup,
     ...(opts.pointInTime ? { pointInTime: opts.pointInTime } : {}),
     destination: opts.to,
+    ...(opts.from ? { from: opts.from } : {}),
     dryRun: Boolean(opts.dryRun),
     ...(opts.signOff ? { signOff: opts.signOff } : {}),
     reason: opts.reason,
@@ -145,7 +147,7 @@ function printRestore(r: RestoreResult): void {
   console.log(
     `restore ${r.scenario} of ${r.target}: ${r.outcome}${r.failedStep ? ` at step ${r.failedStep}: ${r.error?.message}` : ''}`,
   );
-  if (r.backupId) console.log(`  backup       ${r.backupId}`);
+  if (r.backupId) console.log(`  backup       ${r.backupId}${r.location ? ` (from ${r.location})` : ''}`);
   console.log(
     `  destination  ${r.destination.kind} ${r.destination.root}${r.destination.database ? ` (database ${r.destination.database})` : ''}`,
   );

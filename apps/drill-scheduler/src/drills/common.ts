@@ -59,6 +59,8 @@ export async function restoreIntoSandbox(
   run: DrillRun,
   scenario: 'db-corruption' | 'server-loss',
   backupId: string,
+  /** Locations the restore is to take as down (the failover drill's primary). */
+  avoid: readonly string[] = [],
 ): Promise<RestoreResult> {
   const shared = run.config.sandboxDir
     ? join(
@@ -79,6 +81,7 @@ export async function restoreIntoSandbox(
     scenario,
     backup: backupId,
     destination: shared ? `sandbox:${shared}` : 'sandbox',
+    ...(avoid.length ? { avoid: [...avoid] } : {}),
     // The drill reconciles on its own, after measuring what the restore alone kept.
     reconcile: false,
     reason: `drill ${run.drill}`,

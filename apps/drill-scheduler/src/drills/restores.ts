@@ -32,14 +32,21 @@ async function pickBackup(run: DrillRun): Promise<string> {
 }
 
 /** The restore, step by step, as the drill's own steps (named restore:<step>). */
-async function restoreSteps(run: DrillRun, scenario: 'db-corruption' | 'server-loss', backupId: string) {
+async function restoreSteps(
+  run: DrillRun,
+  scenario: 'db-corruption' | 'server-loss',
+  backupId: string,
+  avoid: readonly string[] = [],
+) {
   const { result } = await run.rec.step('restore', async () => {
-    const r = await restoreIntoSandbox(run, scenario, backupId);
+    const r = await restoreIntoSandbox(run, scenario, backupId, avoid);
     const evidence = {
       restore: {
         scenario: r.scenario,
         outcome: r.outcome,
         destination: r.destination,
+        backupId: r.backupId,
+        location: r.location,
         steps: r.steps.map((s) => ({
           name: s.name,
           status: s.status,
@@ -55,7 +62,12 @@ async function restoreSteps(run: DrillRun, scenario: 'db-corruption' | 'server-l
         `restore ${scenario} into a sandbox failed at step ${r.failedStep}: ${r.error?.message ?? 'no message'}`,
       );
     }
-    return { result: r, detail: `${scenario} into ${r.destination.root}: ${r.outcome}`, evidence };
+    const from = r.location ? ` from ${r.location}` : '';
+    return {
+      result: r,
+      detail: `${scenario} of ${r.backupId}${from} into ${r.destination.root}: ${r.outcome}`,
+      evidence,
+    };
   });
   return result;
 }
@@ -166,4 +178,51 @@ export async function coldRestore(run: DrillRun): Promise<Measured> {
     rto_shadow_seconds: shadow,
     rpo: { orderHistory: rpo.orders.rpo, auditLogs: rpo.audit.rpo, reports: rpo.reports.rpo },
   };
+}
+
+/**
+ * The primary location made unavailable: the restore must find the newest verified copy in
+ * another location on its own (as it would with the primary down), and the sandbox it makes
+ * from that copy must reconcile within the database-restore RTO. The primary is taken out by
+ * the request (`avoid`), not by breaking it: production backups and the records the drill
+ * writes stay where they are.
+ */
+export async function multiRegionFailover(run: DrillRun): Promise<Measured> {
+  const primary = run.ctx.runtime.locations.find((l) => l.primary);
+  const others = run.ctx.runtime.locations.filter((l) => !l.primary);
+  await run.rec.step('make-primary-unavailable', async () => {
+    if (!primary || others.length === 0) {
+      throw new StepFailed(
+        'make-primary-unavailable',
+        `lifeboat.yaml configures no backup location besides the primary store: there is nothing to fail over to (add one under \`locations:\`)`,
+      );
+    }
+    return {
+      detail: `${primary.name} (${primary.store.location}) is unavailable to the restore; it may use ${others.map((o) => o.name).join(', ')}`,
+      evidence: {
+        unavailable: primary.name,
+        candidates: others.map((o) => ({ name: o.name, store: o.store.location })),
+      },
+    };
+  });
+  const avoid = [primary?.name ?? 'primary'];
+  const result = await restoreSteps(run, 'db-corruption', 'latest', avoid);
+  await run.rec.step('check-location', async () => {
+    check(
+      result.location !== null && !avoid.includes(result.location),
+      'check-location',
+      `the restore took its backup from ${result.location ?? 'nowhere'}, not from another location`,
+    );
+    const select = result.steps.find((s) => s.name === 'select-backup');
+    return {
+      detail: `backup ${result.backupId} came from ${result.location}: ${select?.outcome ?? ''}`,
+      evidence: { backupId: result.backupId, location: result.location },
+    };
+  });
+  const rpo = await run.rec.step('measure-rpo', async () => {
+    const r = await orderHistoryRpo(run, result);
+    return { ...r, detail: `newest order kept: ${r.newest ?? 'none'}`, evidence: { newestOrderAt: r.newest } };
+  });
+  const ready = await reconciled(run, result);
+  return { rto_seconds: ready, rto_shadow_seconds: shadowRto(run, result), rpo: { orderHistory: rpo.rpo } };
 }

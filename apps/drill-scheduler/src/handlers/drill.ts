@@ -16,10 +16,11 @@ import {
   type RpoTargetName,
 } from '@lifeboat/domain';
 import type { DrillContext } from '../context.js';
+import { annualAudit } from '../drills/audit.js';
 import { backupVerify, reconciliation } from '../drills/checks.js';
 import type { DrillRun, Measured } from '../drills/common.js';
 import { killSwitchDrill, shadowFailover, vendorConnectivityLoss } from '../drills/live.js';
-import { coldRestore, databaseRestore } from '../drills/restores.js';
+import { coldRestore, databaseRestore, multiRegionFailover } from '../drills/restores.js';
 import { Recorder, StepFailed } from '../recorder.js';
 import { drillHistory, renderDrillHtml } from '../report/html.js';
 
@@ -33,9 +34,15 @@ const RUNNERS: Record<Exclude<DrillName, 'full-simulation'>, DrillFn> = {
   'kill-switch': killSwitchDrill,
   'shadow-failover': shadowFailover,
   'vendor-connectivity-loss': vendorConnectivityLoss,
+  'annual-audit': annualAudit,
+  'multi-region-failover': multiRegionFailover,
 };
 
-/** full-simulation's order: the restores first, while the newest backup is youngest. */
+/**
+ * full-simulation's order: the restores first, while the newest backup is youngest. Not
+ * annual-audit: it exercises no recovery, it reads the year's evidence; run inside the
+ * quarterly simulation it would judge a year that has not ended four times a year.
+ */
 export const SIMULATION_ORDER: ReadonlyArray<Exclude<DrillName, 'full-simulation'>> = [
   'backup-verify',
   'database-restore',
@@ -65,7 +72,10 @@ export async function runDrill(payload: unknown, ctx: DrillContext): Promise<Dri
 
   const started = now();
   const reports: DrillReport[] = [];
-  for (const drill of SIMULATION_ORDER) reports.push(await runOne(drill, request, target, ctx, now));
+  // Multi-region failover applies only where there is a second location (the runbook's "if applicable").
+  const order: Array<Exclude<DrillName, 'full-simulation'>> = [...SIMULATION_ORDER];
+  if (ctx.runtime.locations.length > 1) order.splice(order.indexOf('cold-restore') + 1, 0, 'multi-region-failover');
+  for (const drill of order) reports.push(await runOne(drill, request, target, ctx, now));
   const failed = reports.filter((r) => r.verdict === 'FAIL');
   const def = DRILLS['full-simulation'];
   const report: DrillReport = {
@@ -248,8 +258,22 @@ function switchMoved(a: KillSwitchReading, b: KillSwitchReading): boolean {
   return at(a) !== null && at(b) !== null && at(a) !== at(b);
 }
 
-/** The JSON report and its HTML page, under `<target>/drills/`. */
+/**
+ * The JSON report and its HTML page, under `<target>/drills/`. A store that does not answer
+ * (the primary location down, which the failover drill may meet for real) loses the record,
+ * not the drill: the report is still returned, saying it was not stored.
+ */
 async function store(ctx: DrillContext, report: DrillReport): Promise<void> {
+  try {
+    await storeReport(ctx, report);
+  } catch (err) {
+    if (!(err instanceof LifeboatError && err.code === 'STORE_UNREACHABLE')) throw err;
+    report.evidence.notStored = err.message;
+    ctx.log.error({ drill: report.drill, err: { message: err.message } }, 'drill: the report was not stored');
+  }
+}
+
+async function storeReport(ctx: DrillContext, report: DrillReport): Promise<void> {
   const store = ctx.runtime.store;
   await store.put(layout.drillReport(report.target, report.id), Buffer.from(`${JSON.stringify(report, null, 1)}\n`));
   const history = await drillHistory(store, report.target).catch(() => []);

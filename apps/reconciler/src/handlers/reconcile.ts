@@ -235,6 +235,7 @@ export async function reconcile(payload: unknown, ctx: ReconcileContext): Promis
     });
 
     let reportKey: string | null = null;
+    let notStored: string | undefined;
     if (runtime && target && request.store) {
       // Only a run over the target's own books can later let its kill switch go OFF.
       reportKey = (request.internal ? layout.reconciliationOfCopy : layout.reconciliation)(
@@ -245,7 +246,17 @@ export async function reconcile(payload: unknown, ctx: ReconcileContext): Promis
       const body = Buffer.from(
         `${JSON.stringify({ ...report, target: target.name, sources: { internal: books.location, exchange: exchange.location }, source_errors: collected.errors, requested_by: request.requestedBy }, null, 1)}\n`,
       );
-      await within('store report', () => runtime.store.put(reportKey as string, body));
+      try {
+        await within('store report', () => runtime.store.put(reportKey as string, body));
+      } catch (err) {
+        // The verdict stands (and corrections are already in the books), but a report nobody
+        // can read later is no evidence: it is returned, said to be unstored, and the kill
+        // switch cannot be let go on it.
+        if (!(err instanceof LifeboatError && err.code === 'STORE_UNREACHABLE')) throw err;
+        notStored = err.message;
+        reportKey = null;
+        log.error({ err: { message: err.message } }, 'reconcile: the report was not stored');
+      }
     }
     // The target's own audit log records runs over its own books, not over a copy elsewhere (a sandbox).
     if (target && !request.internal)
@@ -255,6 +266,7 @@ export async function reconcile(payload: unknown, ctx: ReconcileContext): Promis
       target: target?.name ?? null,
       report,
       reportKey,
+      ...(notStored ? { notStored } : {}),
       sources: { internal: books.location, exchange: exchange.location },
       sourceErrors: collected.errors,
       ...(books instanceof FileBooksStore && corrected ? { correctedFile: books.correctedPath } : {}),

@@ -24,7 +24,7 @@ import {
 import type { RestoreContext } from '../context.js';
 import { runPlan } from '../plan.js';
 import { planFor } from '../scenarios.js';
-import type { Destination, RunState } from '../steps.js';
+import { type Destination, isReady, type RunState } from '../steps.js';
 
 /** How long a restore's lock lives without renewal; renewed every third of it. */
 const LOCK_TTL_MS = 30_000;
@@ -114,6 +114,8 @@ export async function restore(payload: unknown, ctx: RestoreContext): Promise<Re
       },
     );
   }
+  // A location named in the request that is not configured is a mistake, not a location that is down.
+  for (const name of [...(request.from ? [request.from] : []), ...request.avoid]) ctx.runtime.at(name);
   const dest = await destinationFor(request, target, ctx.runtime.loaded.baseDir, env, stamp);
   const staging = join(dirname(dest.root), `.${basename(dest.root)}.lifeboat-restore-${stamp}`);
   const killSwitch =
@@ -136,6 +138,7 @@ export async function restore(payload: unknown, ctx: RestoreContext): Promise<Re
     staging,
     backupId: null,
     manifest: null,
+    source: null,
     extracted: null,
     stagedSqlite: null,
     stagedPostgres: null,
@@ -179,7 +182,7 @@ export async function restore(payload: unknown, ctx: RestoreContext): Promise<Re
     const run = await runPlan(steps, { now, dryRun: request.dryRun, ...(ctx.onStep ? { onStep: ctx.onStep } : {}) });
     const ended = now();
     const report = state.reconciliation?.report ?? null;
-    const ready = !run.failed && Boolean(report?.ready_to_trade);
+    const ready = !run.failed && isReady(state);
     const toHealthy = state.healthyAt ? state.healthyAt.getTime() - started.getTime() : null;
     const reconcileEnd = run.steps.find((s) => s.name === 'reconcile')?.endedAt;
     const toReady = ready && reconcileEnd ? Date.parse(reconcileEnd) - started.getTime() : null;
@@ -188,6 +191,7 @@ export async function restore(payload: unknown, ctx: RestoreContext): Promise<Re
       scenario: request.scenario,
       destination: { kind: dest.kind, root: dest.root, database: dest.databaseLabel },
       backupId: state.backupId,
+      location: state.source?.locationName ?? null,
       dryRun: request.dryRun,
       outcome: request.dryRun ? 'PLANNED' : run.failed ? 'FAILED' : 'COMPLETED',
       failedStep: run.failed?.name ?? null,

@@ -26,6 +26,7 @@ const SUMMARY_FIELDS = [
   'reportKey',
   'id',
   'drill',
+  'location',
 ] as const;
 const MAX_TEXT = 500;
 

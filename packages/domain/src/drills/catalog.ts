@@ -141,4 +141,38 @@ export const DRILLS: Readonly<Record<DrillName, DrillDefinition>> = {
     schedule: '0 5 * JUL MON#1',
     cadence: 'yearly, first Monday of July (the runbook’s Q3 test)',
   },
+  'multi-region-failover': {
+    name: 'multi-region-failover',
+    title: 'Multi-region failover',
+    scenario: 'Multi-Region Failover',
+    hypothesis:
+      'With the primary backup location unavailable, a sandbox restored from a verified copy in another location passes its checks and reconciles with the exchange within the database-restore RTO.',
+    steps: [
+      'make the primary location unavailable to the restore',
+      'pick the newest backup with a verified copy in another location',
+      'restore the database and state into a sandbox from that copy',
+      'reconcile the sandbox books with the exchange, correcting them',
+      'measure the RTO and RPO',
+    ],
+    rto: 'databaseRestore',
+    rpo: ['orderHistory'],
+    schedule: '0 5 * APR MON#1',
+    cadence: 'yearly, first Monday of April (the runbook’s Q2 test)',
+  },
+  'annual-audit': {
+    name: 'annual-audit',
+    title: 'Annual DR audit',
+    scenario: 'Annual DR Audit',
+    hypothesis:
+      "The year's evidence holds: every scheduled drill ran, every failure was followed by a pass, backups covered every location, and the audit trail's hash chain is intact.",
+    steps: [
+      "gather the year's drills, backups per location, restores and kill-switch events",
+      'verify the audit trail',
+      'write the report (JSON and HTML)',
+    ],
+    rto: null,
+    rpo: [],
+    schedule: '0 6 * OCT MON#1',
+    cadence: 'yearly, first Monday of October (the runbook’s Q4 audit)',
+  },
 };

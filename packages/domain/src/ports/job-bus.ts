@@ -1,7 +1,7 @@
 // Port: how apps hand each other work. Two adapters (in-process and BullMQ) pass one
 // contract test suite; handlers never know which one carries them.
 
-export const QUEUES = ['backup', 'restore', 'reconcile', 'drill'] as const;
+export const QUEUES = ['backup', 'replicate', 'restore', 'reconcile', 'drill'] as const;
 export type QueueName = (typeof QUEUES)[number];
 
 /** One step of a plan as a live timeline shows it. */

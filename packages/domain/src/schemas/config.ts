@@ -202,10 +202,32 @@ export const RetentionPolicy = z
   .strict();
 export type RetentionPolicy = z.infer<typeof RetentionPolicy>;
 
+/** The name the `store` location goes by beside the others (`--from primary`). */
+export const PRIMARY_LOCATION = 'primary';
+
+const LocationName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,39}$/, 'a location name is lowercase letters, digits and dashes, starting with a letter')
+  .refine((n) => n !== PRIMARY_LOCATION, `"${PRIMARY_LOCATION}" is the name of \`store\`; choose another`);
+
+/** A place backups are copied to after they commit in the primary store, with its own retention. */
+export const LocationConfig = z.discriminatedUnion('type', [
+  FsStoreConfig.extend({ retention: RetentionPolicy.optional() }).strict(),
+  S3StoreConfig.extend({ retention: RetentionPolicy.optional() }).strict(),
+]);
+export type LocationConfig = z.infer<typeof LocationConfig>;
+
 export const LifeboatConfig = z
   .object({
     version: z.literal(1).default(1),
+    /** The primary location: backups commit here first, and every record (drills, restores, audit) lives here. */
     store: StoreConfig,
+    /**
+     * More locations, in the order restores try them after the primary: each gets a verified
+     * copy of every backup (queue `replicate`) and keeps it by its own retention (default:
+     * `retention`).
+     */
+    locations: z.record(LocationName, LocationConfig).default({}),
     encryption: z
       .object({
         /** age recipients (public keys); every archive is encrypted to all of them. */
@@ -242,7 +264,9 @@ export type LifeboatConfigInput = z.input<typeof LifeboatConfig>;
 export function describeZodError(error: z.ZodError, source?: string): string {
   const lines = error.issues.map((issue) => {
     const key = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
-    return `${key}: ${issue.message}`;
+    // A record key that does not parse (a target or location name): its own message says why.
+    const inner = issue.code === 'invalid_key' ? issue.issues.map((i) => i.message).join(', ') : '';
+    return `${key}: ${inner || issue.message}`;
   });
   return `${source ? `${source}: ` : ''}${lines.join('; ')}`;
 }

@@ -13,6 +13,8 @@ export const DRILL_NAMES = [
   'cold-restore',
   'full-simulation',
   'vendor-connectivity-loss',
+  'multi-region-failover',
+  'annual-audit',
 ] as const;
 export const DrillName = z.enum(DRILL_NAMES, {
   error: (issue) => `"${String(issue.input)}" is not a drill; drills are ${DRILL_NAMES.join(', ')}`,

@@ -33,6 +33,8 @@ export interface ReconcileJobResult {
   report: ReconciliationReport;
   /** Object-store key of the stored report, or null when it was not stored. */
   reportKey: string | null;
+  /** Why a report that was to be stored is not (its store was unreachable): it is no evidence for the kill switch. */
+  notStored?: string;
   /** Where the books were read and where the exchange was asked (no credentials). */
   sources: { internal: string; exchange: string };
   /** Why a snapshot part is incomplete, when one is. */

@@ -46,6 +46,10 @@ export const RestoreRequest = z
     /** The newest backup taken at or before this instant (ISO 8601). */
     pointInTime: z.iso.datetime({ offset: true }).optional(),
     destination: Destination.default('production'),
+    /** Take the backup from this location only (default: the first location, in configured order, that has a usable copy). */
+    from: z.string().min(1).max(40).optional(),
+    /** Locations to treat as down (the multi-region failover drill makes the primary unavailable this way). */
+    avoid: z.array(z.string().min(1).max(40)).max(20).default([]),
     /** Print the plan and what each step would touch; change nothing. */
     dryRun: z.boolean().default(false),
     /** False: the plan ends before reconciling (a drill reconciles on its own, to measure what the restore alone kept). */
@@ -64,6 +68,8 @@ export interface RestoreResult {
   scenario: Scenario;
   destination: { kind: 'production' | 'sandbox'; root: string; database: string | null };
   backupId: string | null;
+  /** The location the backup was taken from (null before one was picked). */
+  location: string | null;
   dryRun: boolean;
   /** COMPLETED: every step ran; FAILED: a step failed (named); PLANNED: a dry run. */
   outcome: 'COMPLETED' | 'FAILED' | 'PLANNED';
