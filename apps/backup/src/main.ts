@@ -11,6 +11,7 @@ import {
   ingestAll,
   loadConfig,
   openCatalogFromEnv,
+  type Runtime,
   serveWorker,
 } from '@lifeboat/adapters';
 import {
@@ -26,7 +27,8 @@ import {
 import { type BackupContext, TOOL_VERSION } from './context.js';
 import { backup } from './handlers/backup.js';
 import { replicate } from './handlers/replicate.js';
-import { createBackupMetrics } from './metrics.js';
+import { createBackupMetrics, createShipMetrics } from './metrics.js';
+import { startShipping } from './ship/run.js';
 
 // The lock file pins AWS SDK releases that support Node 20; its end-of-support notice is noise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -34,12 +36,13 @@ const log = createLogger('backup');
 
 async function main(): Promise<void> {
   const mode = process.argv[2] ?? 'worker';
-  if (mode !== 'worker' && mode !== 'once') {
-    console.error(`usage: main.js [worker|once] (got "${mode}")`);
+  if (mode !== 'worker' && mode !== 'once' && mode !== 'ship') {
+    console.error(`usage: main.js [worker|once|ship] (got "${mode}")`);
     process.exit(2);
   }
   const loaded = await loadConfig(configPath());
   const runtime = createRuntime(loaded);
+  if (mode === 'ship') return ship(runtime);
   const metrics = createBackupMetrics();
   // Distributed mode's PostgreSQL catalog, migrated at start (LIFEBOAT_CATALOG_URL).
   const catalog = await openCatalogFromEnv();
@@ -197,6 +200,36 @@ async function main(): Promise<void> {
       () => bus.close(),
       () => audit.close(),
     ],
+  });
+}
+
+/**
+ * Ship mode: continuous protection of one target (LIFEBOAT_TARGET, or the only one) — its
+ * SQLite log and append-only files shipped every interval — with its metrics on the ops
+ * server. SIGTERM ships what is left, then exits 0.
+ */
+async function ship(runtime: Runtime): Promise<void> {
+  const target = runtime.target(process.env.LIFEBOAT_TARGET);
+  const metrics = createShipMetrics();
+  const shipping = await startShipping({
+    runtime,
+    target,
+    log,
+    onRound: (s) => metrics.update(s),
+  });
+  await serveWorker({
+    app: 'backup',
+    queue: 'ship',
+    version: TOOL_VERSION,
+    registry: metrics.registry,
+    store: runtime.store.location,
+    log,
+    defaultPort: 9104,
+    readiness: async () => {
+      const lag = Math.max(...Object.values(shipping.lagSeconds()));
+      return lag > 60 ? `changes have waited ${Math.round(lag)} s to be shipped` : null;
+    },
+    close: [() => shipping.stop()],
   });
 }
 

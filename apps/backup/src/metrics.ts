@@ -4,6 +4,7 @@
 import type { Runtime } from '@lifeboat/adapters';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { planCopies, readLocations } from './handlers/locations.js';
+import type { Shipping } from './ship/run.js';
 
 export function createBackupMetrics(registry = new Registry()) {
   const copyLag = new Gauge({
@@ -76,3 +77,37 @@ export function createBackupMetrics(registry = new Registry()) {
   };
 }
 export type BackupMetrics = ReturnType<typeof createBackupMetrics>;
+
+/** Ship mode's metrics: the replication lag the drills' RPO and the stale-backup alert read. */
+export function createShipMetrics(registry = new Registry()) {
+  const lag = new Gauge({
+    name: 'lifeboat_ship_lag_seconds',
+    help: 'Replication lag: how long the oldest change not yet shipped has waited (0: everything shipped)',
+    labelNames: ['target', 'stream'],
+    registers: [registry],
+  });
+  const bytes = new Gauge({
+    name: 'lifeboat_ship_bytes_total',
+    help: 'Bytes shipped since the shipper started',
+    labelNames: ['target', 'stream'],
+    registers: [registry],
+  });
+  const last = new Gauge({
+    name: 'lifeboat_ship_last_segment_timestamp_seconds',
+    help: 'Unix time of the newest segment stored',
+    labelNames: ['target', 'stream'],
+    registers: [registry],
+  });
+  return {
+    registry,
+    update(shipping: Shipping, now = new Date()): void {
+      const lags = shipping.lagSeconds(now);
+      for (const s of shipping.streams) {
+        const labels = { target: shipping.target, stream: s.stream };
+        lag.set(labels, lags[s.stream] ?? 0);
+        bytes.set(labels, s.bytesShipped);
+        if (s.lastSegmentAt) last.set(labels, s.lastSegmentAt.getTime() / 1000);
+      }
+    },
+  };
+}

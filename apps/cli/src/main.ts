@@ -12,6 +12,8 @@ import type * as Drill from './commands/drill.js';
 import type * as KillSwitch from './commands/kill-switch.js';
 import type * as Reconcile from './commands/reconcile.js';
 import type * as Restore from './commands/restore.js';
+import type * as Ship from './commands/ship.js';
+import type * as Wal from './commands/wal.js';
 import { describeError, EXIT, errorJson, exitCodeFor, printJson } from './output.js';
 
 const program = new Command('lifeboat')
@@ -131,6 +133,19 @@ withGlobals(backups.command('replicate'))
     ),
   );
 
+withGlobals(program.command('ship'))
+  .description(
+    "continuous protection: ship the target's SQLite log and append-only files every interval, until Ctrl-C (which ships what is left)",
+  )
+  .option('--interval <ms>', "milliseconds between rounds (default: the target's ship.intervalMs, 1000)")
+  .option('--once', 'ship one round and exit')
+  .option('--json', 'print one JSON result when it stops')
+  .action(
+    run((opts: Parameters<typeof Ship.shipCommand>[0]) =>
+      import('./commands/ship.js').then((m) => m.shipCommand(opts)),
+    ),
+  );
+
 withGlobals(program.command('verify [backup]'))
   .description(
     'verify a backup (an id, or "latest"): quick checks the archive checksum, --full every entry; or an archive file in no store (--file)',
@@ -204,6 +219,7 @@ withGlobals(program.command('restore'))
   .option('--point-in-time <iso>', 'the newest backup taken at or before this time')
   .option('--to <destination>', 'production, sandbox (a scratch directory) or sandbox:<dir>', 'production')
   .option('--from <location>', 'take the backup from this location only (default: the first that has a usable copy)')
+  .option('--no-stream', 'restore the backup alone, without rolling forward from the continuous stream')
   .option('--dry-run', 'print the plan and what each step would touch; change nothing')
   .option('--yes', 'confirm a production restore without the prompt')
   .option('--sign-off <name>', 'who accepts the reconciliation corrections')
@@ -225,12 +241,65 @@ withGlobals(program.command('kill-switch <action>'))
     ),
   );
 
+const wal = program
+  .command('wal')
+  .description("continuous archiving of a PostgreSQL target's WAL, base backups and point-in-time restores");
+withGlobals(wal.command('push <path>'))
+  .description("archive_command: store one WAL file (archive_command = 'lifeboat wal push %p --config … --target …')")
+  .option('--json', 'print one JSON result')
+  .action(
+    run((path: string, opts: Parameters<typeof Wal.walPushCommand>[1]) =>
+      import('./commands/wal.js').then((m) => m.walPushCommand(path, opts)),
+    ),
+  );
+withGlobals(wal.command('fetch <name> <dest>'))
+  .description(
+    "restore_command: write an archived WAL file to <dest>, checked (restore_command = 'lifeboat wal fetch %f %p …'); exit 1 when it is not archived",
+  )
+  .option('--json', 'print one JSON result')
+  .action(
+    run((name: string, dest: string, opts: Parameters<typeof Wal.walFetchCommand>[2]) =>
+      import('./commands/wal.js').then((m) => m.walFetchCommand(name, dest, opts)),
+    ),
+  );
+withGlobals(wal.command('verify'))
+  .description(
+    'check the WAL archive: every record has its object, gaps per timeline, how far each base backup restores; exit 1 on any problem',
+  )
+  .option('--full', 'also decrypt and decompress every file and check its sha256')
+  .option('--json', 'print one JSON result')
+  .action(
+    run((opts: Parameters<typeof Wal.walVerifyCommand>[0]) =>
+      import('./commands/wal.js').then((m) => m.walVerifyCommand(opts)),
+    ),
+  );
+withGlobals(wal.command('basebackup'))
+  .description('take a base backup with pg_basebackup (committed once the WAL it needs is archived)')
+  .option('--json', 'print one JSON result')
+  .action(
+    run((opts: Parameters<typeof Wal.walBasebackupCommand>[0]) =>
+      import('./commands/wal.js').then((m) => m.walBasebackupCommand(opts)),
+    ),
+  );
+withGlobals(wal.command('restore'))
+  .description(
+    'restore to a point in time into a scratch PostgreSQL server on a free port of 127.0.0.1, and leave it running',
+  )
+  .requiredOption('--to-dir <dir>', 'the new data directory (must not exist, or be empty)')
+  .option('--point-in-time <iso>', 'an ISO time, or latest: the end of the archived WAL', 'latest')
+  .option('--json', 'print one JSON result')
+  .action(
+    run((opts: Parameters<typeof Wal.walRestoreCommand>[0]) =>
+      import('./commands/wal.js').then((m) => m.walRestoreCommand(opts)),
+    ),
+  );
+
 const drill = program
   .command('drill')
   .description("the runbook's drills, run against a sandbox, with measured RTO and RPO");
 withGlobals(drill.command('run <drill>'))
   .description(
-    'run a drill: kill-switch, shadow-failover, reconciliation, backup-verify, database-restore, cold-restore, vendor-connectivity-loss, multi-region-failover, annual-audit or full-simulation',
+    'run a drill: kill-switch, shadow-failover, reconciliation, backup-verify, database-restore, cold-restore, vendor-connectivity-loss, multi-region-failover, rpo-under-load, annual-audit or full-simulation',
   )
   .option('--html <file>', 'also write the HTML report to <file>')
   .option('--open', 'open the HTML report in a browser')

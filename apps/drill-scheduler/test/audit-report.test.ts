@@ -302,6 +302,7 @@ beforeAll(async () => {
       '  schedule:',
       "    backup-verify: '30 1 * * MON'",
       '    multi-region-failover: off',
+      '    rpo-under-load: off',
       '',
     ].join('\n'),
   );
@@ -336,6 +337,7 @@ describe('the annual audit report from a store', () => {
       ['full-simulation', '0 4 * JAN,APR,JUL,OCT MON#1', 4, 4, 4, 0, 0],
       ['vendor-connectivity-loss', '0 5 * JUL MON#1', 1, 4, 4, 0, 0],
       ['multi-region-failover', null, 0, 0, 0, 0, 0],
+      ['rpo-under-load', null, 0, 0, 0, 0, 0],
     ]);
     const ks = report.drills[0];
     // RTOs 52 × 12 s and 4 × 14 s: the 28th and 29th of 56 are 12.
@@ -444,7 +446,7 @@ describe('the annual audit report from a store', () => {
       expect(await tab.locator('#verdict').textContent()).toBe('FINDINGS');
       const cells = async (drill: string) =>
         (await tab.locator(`#drills-table tr[data-drill="${drill}"] td`).allInnerTexts()).map((t) => t.trim());
-      expect(await tab.locator('#drills-table tbody tr').count()).toBe(9);
+      expect(await tab.locator('#drills-table tbody tr').count()).toBe(10);
       expect(await cells('kill-switch')).toEqual([
         'Kill Switch Activation',
         'kill-switch',

@@ -88,6 +88,7 @@ describe('the drill scheduler', () => {
         'full-simulation',
         'kill-switch',
         'multi-region-failover',
+        'rpo-under-load',
         'shadow-failover',
         'vendor-connectivity-loss',
       ].map((d) => `drill:demo:${d}`),

@@ -3,3 +3,4 @@ export * from './context.js';
 export { parseRestoreRequest, restore } from './handlers/restore.js';
 export * from './kill-switch.js';
 export { type PlanStep, runPlan, timelineProgress } from './plan.js';
+export * from './postgres-pitr.js';

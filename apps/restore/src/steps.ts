@@ -1,10 +1,24 @@
 // The steps restore plans are made of. Each is small, names what it touches, and records its
 // evidence; the scenarios (scenarios.ts) put them in the runbook's order.
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
-import { openBooksSource, parseUrl, type ResolvedTarget, type Runtime } from '@lifeboat/adapters';
-import { extractBackup, listBackups, readManifest } from '@lifeboat/backup';
+import {
+  inspectDatabaseFile,
+  openBooksSource,
+  parseUrl,
+  type ResolvedTarget,
+  type Runtime,
+  sha256,
+} from '@lifeboat/adapters';
+import {
+  extractBackup,
+  listBackups,
+  readManifest,
+  restoreSqliteFromStream,
+  streamEnd,
+  streamedFile,
+} from '@lifeboat/backup';
 import {
   changeKillSwitch,
   effectiveKillSwitchState,
@@ -383,6 +397,80 @@ export function restoreDatabaseStaging(s: RunState): PlanStep {
   );
 }
 
+/**
+ * Continuous protection: the staged database (SQLite) and append-only files brought forward
+ * from the stream (`lifeboat ship`) to the point in time, or to the newest point shipped.
+ * The stream is used only where it goes past the backup, and a file only where its streamed
+ * bytes begin with the backup's own (else it is another file: rotated since, say).
+ */
+export function rollForward(s: RunState): PlanStep {
+  return step(
+    'roll-forward',
+    'bring the database and the append-only files forward from the continuous stream, to the point in time or the newest point shipped',
+    [s.staging],
+    async () => {
+      if (!s.request.stream) return { skipped: true, outcome: 'the request asked for the backup alone (--no-stream)' };
+      if (!s.manifest || !s.extracted) throw new LifeboatError('INTERNAL', 'nothing extracted');
+      // Streams live in the primary store, as the records do.
+      const runtime = s.ctx.runtime;
+      const target = s.target.name;
+      const at = s.request.pointInTime ? new Date(s.request.pointInTime) : undefined;
+      const backupAt = Date.parse(s.manifest.createdAt);
+      const done: string[] = [];
+      const evidence: Record<string, unknown> = {};
+      if (s.stagedSqlite) {
+        // A store that does not answer (the primary down: the backup came from another location)
+        // leaves the backup as it is, and says so.
+        const end = await streamEnd(runtime, target).catch((err: Error) => {
+          if (!(err instanceof LifeboatError && err.code === 'STORE_UNREACHABLE')) throw err;
+          done.push(`not rolled forward: the stream's store does not answer (${err.message})`);
+          return null;
+        });
+        if (end && end.getTime() > backupAt) {
+          const file = `${s.stagedSqlite}.stream`;
+          const r = await restoreSqliteFromStream(runtime, target, file, at ? { at } : {}).catch((err: Error) => {
+            throw new LifeboatError(
+              err instanceof LifeboatError ? err.code : 'VERIFY_FAILED',
+              `the continuous stream does not restore: ${err.message}`,
+              { hint: '`lifeboat restore --no-stream` restores the backup alone' },
+            );
+          });
+          if (Date.parse(r.recoveredTo) > backupAt) {
+            const checked = await inspectDatabaseFile('sqlite', file);
+            if (!checked.integrity.ok) {
+              throw new LifeboatError(
+                'VERIFY_FAILED',
+                `the database rebuilt from the stream fails its integrity check: ${checked.integrity.detail}`,
+              );
+            }
+            // In the place of the backup's copy: the swap (or the new host's files) take it from there.
+            await rename(file, s.stagedSqlite);
+            done.push(`database to ${r.recoveredTo} (generation ${r.generation}, ${r.segments} segments)`);
+            evidence.database = { ...r, tables: checked.tables };
+          }
+        }
+      }
+      const files: Array<{ path: string; bytes: number; shippedAt: string }> = [];
+      const reachable = !done.some((d) => d.startsWith('not rolled forward'));
+      for (const e of s.manifest.entries) {
+        if (!reachable || e.appendOnlyOffset === undefined || e.secret) continue;
+        const streamed = await streamedFile(runtime, target, e.source, at);
+        if (!streamed || streamed.content.length <= e.size) continue;
+        if (sha256(streamed.content.subarray(0, e.size)) !== e.sha256) continue;
+        await writeFile(join(s.extracted, e.source), streamed.content, { mode: (e.mode ?? 0o644) & 0o777 });
+        files.push({ path: e.source, bytes: streamed.content.length - e.size, shippedAt: streamed.shippedAt });
+      }
+      if (files.length) {
+        done.push(`${files.length} append-only file(s) (+${files.reduce((n, f) => n + f.bytes, 0)} bytes)`);
+        evidence.files = files;
+      }
+      if (done.length === 0) return { skipped: true, outcome: 'no stream goes past the backup' };
+      if (!reachable) return { skipped: true, outcome: done.join('; ') };
+      return { outcome: `rolled forward: ${done.join('; ')}`, evidence };
+    },
+  );
+}
+
 export function swapDatabase(s: RunState): PlanStep {
   return step(
     'swap-database',
@@ -578,7 +666,7 @@ export function readyToTrade(s: RunState): PlanStep {
     async () => {
       const r = s.reconciliation?.report;
       if (!r) return { skipped: true, outcome: 'no reconciliation ran' };
-      if (!isReady(s)) {
+      if (r.ready_to_trade && !isReady(s)) {
         return {
           outcome: `not ready to trade: the ${r.verdict} report could not be stored (${s.reconciliation?.notStored}), so it cannot let the kill switch go; reconcile again once the store answers`,
           evidence: { readyToTrade: false, notStored: s.reconciliation?.notStored },

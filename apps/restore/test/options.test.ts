@@ -47,6 +47,7 @@ describe('lifeboat restore options', () => {
       'select-backup',
       'fetch-and-verify',
       'restore-database',
+      'roll-forward',
       'swap-database',
       'restore-state',
       'start-shadow',

@@ -29,6 +29,7 @@ const TARGETS: Record<DrillName, DrillReport['targets']> = {
   'full-simulation': { rto_seconds: null, rpo_seconds: null, rpo: {} },
   'vendor-connectivity-loss': { rto_seconds: 30, rpo_seconds: null, rpo: {} },
   'multi-region-failover': { rto_seconds: 900, rpo_seconds: 60, rpo: { orderHistory: 60 } },
+  'rpo-under-load': { rto_seconds: null, rpo_seconds: 60, rpo: { orderHistory: 60 } },
   'annual-audit': { rto_seconds: null, rpo_seconds: null, rpo: {} },
 };
 
@@ -288,7 +289,8 @@ describe('the annual audit report over a generated year', () => {
     target: 'demo',
     year: 2026,
     generatedAt: new Date('2027-01-02T00:00:00.000Z'),
-    schedules: drillSchedules(),
+    // The year was generated before rpo-under-load joined the catalog: the firm did not run it.
+    schedules: drillSchedules({ schedule: { 'rpo-under-load': 'off' } }),
     drills: generateDrills(),
     restores: generateRestores(),
     locations: generateLocations(),
@@ -331,6 +333,8 @@ describe('the annual audit report over a generated year', () => {
       // Its one slot (07-06 05:00) is answered by the full-simulation of 10-05.
       ['vendor-connectivity-loss', 1, 4, 4, 4, 0, 0],
       ['multi-region-failover', 1, 0, 0, 0, 0, 1],
+      // Off: no slot, no run.
+      ['rpo-under-load', 0, 0, 0, 0, 0, 0],
     ]);
     expect(row('annual-audit')).toBeUndefined();
     expect(row('kill-switch')?.firstMissed).toBe('2026-03-09T02:00:00.000Z');
@@ -375,6 +379,7 @@ describe('the annual audit report over a generated year', () => {
       // 4, 5, 6, 8 → (5 + 6) / 2.
       ['vendor-connectivity-loss', 4, 8, 5.5, 30, null, null, null],
       ['multi-region-failover', 0, null, null, null, null, null, null],
+      ['rpo-under-load', 0, null, null, null, null, null, null],
     ]);
     expect(row('kill-switch')?.lastRun).toEqual({
       id: '20261228T020005Z-kill-switch',

@@ -32,3 +32,4 @@ export * from './schemas/reconcile-job.js';
 export * from './schemas/restore.js';
 export * from './target-schema.js';
 export * from './units.js';
+export * from './wal.js';

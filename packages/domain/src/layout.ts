@@ -20,6 +20,18 @@ export const layout = {
   restoresPrefix: (target: string) => `${target}/restores/`,
   /** A restore's result (not a dry run's): `<stamp>` is its start, compact UTC. */
   restoreRecord: (target: string, stamp: string, scenario: string) => `${target}/restores/${stamp}-${scenario}.json`,
+  /** Continuous archiving of a PostgreSQL target (docs/FORMAT.md §10): one object and one record per WAL file. */
+  walPrefix: (target: string) => `${target}/wal/postgres/`,
+  /** `<name>` is the file name PostgreSQL archives: a segment, `.history`, `.backup` or `.partial` file. */
+  walObject: (target: string, name: string, encrypted: boolean) =>
+    `${target}/wal/postgres/${name}.gz${encrypted ? '.age' : ''}`,
+  /** Written after its object: the commit marker of an archived WAL file. */
+  walRecord: (target: string, name: string) => `${target}/wal/postgres/${name}.json`,
+  baseBackupsPrefix: (target: string) => `${target}/basebackups/`,
+  baseBackupArchive: (target: string, id: string, encrypted: boolean) =>
+    `${target}/basebackups/${id}/base.tar.gz${encrypted ? '.age' : ''}`,
+  /** Written after the archive, once the WAL the backup needs is archived: the commit marker. */
+  baseBackupManifest: (target: string, id: string) => `${target}/basebackups/${id}/manifest.json`,
   drillsPrefix: (target: string) => `${target}/drills/`,
   /** `<id>` is `<compact UTC start>-<drill>`, so keys sort by time. */
   drillReport: (target: string, id: string) => `${target}/drills/${id}.json`,

@@ -10,6 +10,7 @@ import {
   type RetentionPolicy,
 } from '@lifeboat/domain';
 import type { Logger } from '../context.js';
+import { pruneStreams, type StreamPrune } from '../ship/prune.js';
 import { listBackups } from './catalog.js';
 import { asCandidates, readLocations } from './locations.js';
 
@@ -23,6 +24,8 @@ export interface PruneResult {
   /** Objects of backups that never committed (no manifest), removed or to remove. */
   abandoned: string[];
   deletedObjects: number;
+  /** The continuous streams pruned with the primary's backups (null elsewhere). */
+  streams: StreamPrune | null;
 }
 
 export async function pruneBackups(
@@ -86,5 +89,21 @@ export async function pruneBackups(
     const aborted = await runtime.store.cleanupIncomplete(layout.backupsPrefix(target), graceMs);
     abandoned.push(...aborted);
   }
-  return { target, location: runtime.locationName, dryRun: options.dryRun, policy, plan, abandoned, deletedObjects };
+  // The streams are the primary's: what no kept backup needs goes with the backups.
+  let streams: StreamPrune | null = null;
+  const oldestKept = plan.keep.at(-1);
+  if (runtime.locations.find((l) => l.name === runtime.locationName)?.primary && oldestKept) {
+    streams = await pruneStreams(runtime, target, oldestKept.createdAt, { dryRun: options.dryRun });
+    deletedObjects += options.dryRun ? 0 : streams.deletedObjects;
+  }
+  return {
+    target,
+    location: runtime.locationName,
+    dryRun: options.dryRun,
+    policy,
+    plan,
+    abandoned,
+    deletedObjects,
+    streams,
+  };
 }

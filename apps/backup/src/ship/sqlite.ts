@@ -16,7 +16,7 @@ import {
   type WalFrames,
   type WalHeader,
 } from '@lifeboat/adapters';
-import { compactUtc, compactUtcMs, LifeboatError, layout, parseSegmentName } from '@lifeboat/domain';
+import { compactUtcMs, LifeboatError, layout, parseSegmentName } from '@lifeboat/domain';
 import type { Logger } from '../context.js';
 
 export const SQLITE_SEGMENT_FORMAT = 'lifeboat.sqlite-wal-segment/v1';
@@ -121,14 +121,19 @@ export class SqliteShipper {
     const shipped = await this.#shipAvailable();
     if (!shipped) return;
     this.#source.hold();
-    if ((await this.#source.walBytes()) > this.#o.checkpointBytes) {
-      await this.#source.checkpoint(async () => {
+    // The file keeps its size when the log restarts: the log's length is its frames.
+    const pos = this.#pos;
+    if (pos.pageSize && pos.lastFrame * (pos.pageSize + 24) > this.#o.checkpointBytes) {
+      const done = await this.#source.checkpoint(async () => {
         // No writer can add a frame now: what is read here ends the log, and it is stored
         // before the checkpoint may let SQLite restart the log (a failure here changes nothing).
         const last = await this.#readNext();
         if (last === null) throw new LifeboatError('INTERNAL', 'the log changed under the write lock');
         await this.#upload(last);
       });
+      // The restart made now, and its first frame shipped at once: a shipper killed from here
+      // on finds the new log's salts in its last segment and takes up from there.
+      if (done && this.#source.touch()) await this.#shipAvailable();
     }
   }
 
@@ -217,7 +222,8 @@ export class SqliteShipper {
   async #newGeneration(): Promise<void> {
     const { runtime, target } = this.#o;
     const started = this.#o.now();
-    const generation = `${compactUtc(started)}-${randomBytes(3).toString('hex')}`;
+    // Milliseconds in the name: generations sort by when they began, even two in one second.
+    const generation = `${compactUtcMs(started)}-${randomBytes(3).toString('hex')}`;
     const raw = measure(createReadStream(this.#o.path, { highWaterMark: 1 << 20 }));
     const gz = Readable.from(raw.stream).pipe(createGzip({ level: 6 }));
     const body = this.#encrypted ? encryptStream(gz, runtime.recipients) : gz;
@@ -255,8 +261,27 @@ export class SqliteShipper {
     const { header } = await readSegment(runtime, last.key);
     const h = header as unknown as SegmentHeader;
     const wal = await this.#source.header();
-    if (!wal || wal.salt1 !== h.salt1 || wal.salt2 !== h.salt2) return null;
-    if (!(await this.#source.frameChecksumIs(wal, h.lastFrame, h.checksum))) return null;
+    const moved = (why: string) => {
+      this.#o.log.warn(
+        {
+          target,
+          generation: newest,
+          seq: h.seq,
+          frame: h.lastFrame,
+          why,
+          shipped: [h.salt1, h.salt2],
+          log: wal ? [wal.salt1, wal.salt2] : null,
+        },
+        'ship sqlite: cannot resume',
+      );
+      return null;
+    };
+    if (!wal || wal.salt1 !== h.salt1 || wal.salt2 !== h.salt2) {
+      return moved('the log was restarted since the last segment (a checkpoint ran while no shipper held it)');
+    }
+    if (!(await this.#source.frameChecksumIs(wal, h.lastFrame, h.checksum))) {
+      return moved(`frame ${h.lastFrame} of the log is not the one shipped`);
+    }
     return {
       generation: newest,
       seq: h.seq,

@@ -322,6 +322,10 @@ export async function pruneCommand(
       console.log(`  ${result.dryRun ? 'delete' : 'gone  '} ${d.backupId}  ${d.reasons.join(', ')}`);
     if (result.abandoned.length)
       console.log(`  ${verb} ${result.abandoned.length} objects of backups that never committed`);
+    if (result.streams && (result.streams.generations.length || result.streams.fileSegments))
+      console.log(
+        `  streams: ${verb} ${result.streams.generations.length} database generation(s) and ${result.streams.fileSegments} file segment(s) that ended before the oldest backup kept`,
+      );
   }
   for (const f of failures) console.error(`retention for ${target} in ${f.location} not applied: ${f.error}`);
   return failures.length ? EXIT.failed : EXIT.ok;

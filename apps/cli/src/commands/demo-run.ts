@@ -135,12 +135,15 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
   const opts = { ...options, port: options.port ?? (configured || '8023') };
   // A sandbox copy: its own root and pid files; never the demo's venue process.
   const copy = options.root ? resolve(options.root) : null;
-  if (copy && (options.only !== 'paper-trader' || !options.port || !options.detach)) {
+  // Or a venue of the copy's own (the rpo-under-load drill's): a fresh exchange state under the copy's run directory.
+  const venueCopy = copy !== null && options.only === 'exchange';
+  if (copy && !venueCopy && (options.only !== 'paper-trader' || !options.port || !options.detach)) {
     throw new LifeboatError(
       'INVALID_REQUEST',
-      '--root starts a copy of the paper-trader: it needs --detach --only paper-trader --port <n>',
+      '--root starts a copy of the paper-trader (--detach --only paper-trader --port <n>) or a venue of its own (--detach --only exchange --exchange-port <n>)',
     );
   }
+  if (venueCopy && !options.detach) throw new LifeboatError('INVALID_REQUEST', '--only needs --detach');
   const demoDir = copy ?? runtime.loaded.baseDir;
   const targetRoot = copy ?? target.root;
   const run = runDir(demoDir, copy !== null);
@@ -204,7 +207,7 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
   }
   const exchangeEnv = {
     ...process.env,
-    EXCHANGE_DIR: join(demoDir, 'exchange'),
+    EXCHANGE_DIR: venueCopy ? join(run, 'venue') : join(demoDir, 'exchange'),
     EXCHANGE_PORT: opts.exchangePort,
     EXCHANGE_API_KEY: apiKey,
     EXCHANGE_API_SECRET: apiSecret,

@@ -119,9 +119,13 @@ export async function demoInitCommand(dir: string, opts: DemoInitOptions): Promi
     '    drills:',
     '      sandbox:',
     `        exchangeUrl: "http://127.0.0.1:${exchangePort}"`,
-    `        start: ${JSON.stringify(`${cli} demo start --detach --only paper-trader --root "$LIFEBOAT_SANDBOX_ROOT" --port "$LIFEBOAT_SANDBOX_PORT" --exchange-url "$LIFEBOAT_SANDBOX_EXCHANGE_URL" --config "${configFile}"`)}`,
+    `        start: ${JSON.stringify(`${cli} demo start --detach --only paper-trader --root "$LIFEBOAT_SANDBOX_ROOT" --port "$LIFEBOAT_SANDBOX_PORT" --exchange-url "$LIFEBOAT_SANDBOX_EXCHANGE_URL" --rate "\${LIFEBOAT_SANDBOX_ORDER_RATE:-20}" --config "${configFile}"`)}`,
     `        startShadow: ${JSON.stringify(`${cli} demo start --detach --only paper-trader --mode shadow --root "$LIFEBOAT_SANDBOX_ROOT" --port "$LIFEBOAT_SANDBOX_PORT" --exchange-url "$LIFEBOAT_SANDBOX_EXCHANGE_URL" --config "${configFile}"`)}`,
     `        stop: ${JSON.stringify(`${cli} demo stop --only paper-trader --root "$LIFEBOAT_SANDBOX_ROOT" --config "${configFile}"`)}`,
+    "        # The rpo-under-load drill's copy trades for real: against a simulated exchange of its own, never the demo's.",
+    '        venue:',
+    `          start: ${JSON.stringify(`${cli} demo start --detach --only exchange --root "$LIFEBOAT_SANDBOX_ROOT" --exchange-port "$LIFEBOAT_SANDBOX_VENUE_PORT" --config "${configFile}"`)}`,
+    `          stop: ${JSON.stringify(`${cli} demo stop --only exchange --root "$LIFEBOAT_SANDBOX_ROOT" --config "${configFile}"`)}`,
   );
   if (opts.db === 'sqlite') {
     lines.push('    database: { engine: sqlite, path: trading.db }');

@@ -20,6 +20,7 @@ export interface RestoreOptions extends GlobalOptions {
   pointInTime?: string;
   to: string;
   from?: string;
+  stream?: boolean;
   dryRun?: boolean;
   yes?: boolean;
   signOff?: string;
@@ -63,6 +64,7 @@ export async function restoreCommand(opts: RestoreOptions): Promise<number> {
     ...(opts.pointInTime ? { pointInTime: opts.pointInTime } : {}),
     destination: opts.to,
     ...(opts.from ? { from: opts.from } : {}),
+    stream: opts.stream !== false,
     dryRun: Boolean(opts.dryRun),
     ...(opts.signOff ? { signOff: opts.signOff } : {}),
     reason: opts.reason,

@@ -19,7 +19,8 @@ export interface SandboxCopy {
   control: TargetControl;
   killSwitch: KillSwitchClient;
   apiUrl: string;
-  proxy: ReadOnlyVenueProxy;
+  /** The read-only proxy to production's venue; null for a copy trading on a venue of its own. */
+  proxy: ReadOnlyVenueProxy | null;
   /** The copy's books: its SQLite file, or its scratch database's URL without the password. */
   database: string | null;
 }
@@ -49,18 +50,32 @@ function noSandbox(run: DrillRun): StepFailed {
   );
 }
 
-/** Starts a copy of the target from a sandbox a server-loss restore filled (config, database, state). */
-export async function startCopyFrom(run: DrillRun, restored: RestoreResult, armed: boolean): Promise<SandboxCopy> {
+/**
+ * Starts a copy of the target from a sandbox a server-loss restore filled (config, database,
+ * state): in shadow mode behind the read-only proxy, or — given a venue of its own
+ * (`exchangeUrl`, the rpo-under-load drill's) — live on that venue, with no proxy.
+ */
+export async function startCopyFrom(
+  run: DrillRun,
+  restored: RestoreResult,
+  armed: boolean,
+  options: { mode?: 'live' | 'shadow'; exchangeUrl?: string; env?: Record<string, string> } = {},
+): Promise<SandboxCopy> {
   const spec = run.target.config.drills.sandbox;
   if (!spec) throw noSandbox(run);
   const root = restored.destination.root;
-  const proxy = await ReadOnlyVenueProxy.start(spec.exchangeUrl);
-  run.cleanups.push(async () => {
-    await proxy.close();
-    run.rec.evidence.venueProxy = { forwarded: proxy.forwarded, refusedChanges: proxy.refused };
-  });
+  let proxy: ReadOnlyVenueProxy | null = null;
+  if (!options.exchangeUrl) {
+    const p = await ReadOnlyVenueProxy.start(spec.exchangeUrl);
+    proxy = p;
+    run.cleanups.push(async () => {
+      await p.close();
+      run.rec.evidence.venueProxy = { forwarded: p.forwarded, refusedChanges: p.refused };
+    });
+  }
+  const exchangeUrl = options.exchangeUrl ?? (proxy as ReadOnlyVenueProxy).url;
   const port = await freePort();
-  const sandbox: SandboxProcess = { root, port, exchangeUrl: proxy.url };
+  const sandbox: SandboxProcess = { root, port, exchangeUrl };
   const apiUrl = `http://127.0.0.1:${port}`;
   const killSwitch = new HttpFileKillSwitch({
     apiUrl,
@@ -83,7 +98,8 @@ export async function startCopyFrom(run: DrillRun, restored: RestoreResult, arme
         ...run.env,
         LIFEBOAT_SANDBOX_ROOT: root,
         LIFEBOAT_SANDBOX_PORT: String(port),
-        LIFEBOAT_SANDBOX_EXCHANGE_URL: proxy.url,
+        LIFEBOAT_SANDBOX_EXCHANGE_URL: exchangeUrl,
+        ...options.env,
         ...(db && /^postgres(ql)?:\/\//i.test(db)
           ? { LIFEBOAT_SANDBOX_DATABASE_URL: withTargetCredentials(db, run.target.config.database, run.env) }
           : {}),
@@ -93,11 +109,11 @@ export async function startCopyFrom(run: DrillRun, restored: RestoreResult, arme
   run.cleanups.push(async () => {
     await control.stop();
   });
-  const started = await control.start('shadow');
+  const started = await control.start(options.mode ?? 'shadow');
   check(started.exitCode === 0, 'sandbox-copy', `the copy did not start (exit ${started.exitCode}): ${started.output}`);
   const health = await control.waitHealthy(spec.healthTimeoutMs);
   check(health.healthy, 'sandbox-copy', `the copy is not healthy: ${health.detail}`);
-  Object.assign(run.rec.evidence, { sandbox: { root, port, backupId: restored.backupId, exchange: proxy.url } });
+  Object.assign(run.rec.evidence, { sandbox: { root, port, backupId: restored.backupId, exchange: exchangeUrl } });
   return { sandbox, control, killSwitch, apiUrl, proxy, database: db };
 }
 
@@ -229,11 +245,12 @@ export async function shadowFailover(run: DrillRun): Promise<Measured> {
 export async function vendorConnectivityLoss(run: DrillRun): Promise<Measured> {
   const copy = await run.rec.step('sandbox-copy', async () => {
     const c = await startCopy(run, true);
-    return { ...c, detail: `a copy on ${c.apiUrl} in shadow mode, kill switch OFF, exchange through ${c.proxy.url}` };
+    return { ...c, detail: `a copy on ${c.apiUrl} in shadow mode, kill switch OFF, exchange through ${c.proxy?.url}` };
   });
   const cutAt = await run.rec.step('cut-exchange', async () => {
-    await copy.proxy.cut();
-    return { at: Date.now(), detail: `${copy.proxy.url} refuses connections` };
+    const proxy = copy.proxy as ReadOnlyVenueProxy;
+    await proxy.cut();
+    return { at: Date.now(), detail: `${proxy.url} refuses connections` };
   });
   const { rto } = await run.rec.step('kill-switch-engages', async () => {
     const limitMs = run.config.targets.rto.killSwitch * 2000;

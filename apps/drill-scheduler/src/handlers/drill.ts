@@ -20,6 +20,7 @@ import { annualAudit } from '../drills/audit.js';
 import { backupVerify, reconciliation } from '../drills/checks.js';
 import type { DrillRun, Measured } from '../drills/common.js';
 import { killSwitchDrill, shadowFailover, vendorConnectivityLoss } from '../drills/live.js';
+import { rpoUnderLoad } from '../drills/load.js';
 import { coldRestore, databaseRestore, multiRegionFailover } from '../drills/restores.js';
 import { Recorder, StepFailed } from '../recorder.js';
 import { drillHistory, renderDrillHtml } from '../report/html.js';
@@ -36,6 +37,7 @@ const RUNNERS: Record<Exclude<DrillName, 'full-simulation'>, DrillFn> = {
   'vendor-connectivity-loss': vendorConnectivityLoss,
   'annual-audit': annualAudit,
   'multi-region-failover': multiRegionFailover,
+  'rpo-under-load': rpoUnderLoad,
 };
 
 /**
@@ -75,6 +77,10 @@ export async function runDrill(payload: unknown, ctx: DrillContext): Promise<Dri
   // Multi-region failover applies only where there is a second location (the runbook's "if applicable").
   const order: Array<Exclude<DrillName, 'full-simulation'>> = [...SIMULATION_ORDER];
   if (ctx.runtime.locations.length > 1) order.splice(order.indexOf('cold-restore') + 1, 0, 'multi-region-failover');
+  // RPO under load, where the copy has a venue of its own to trade on and its database ships (SQLite).
+  if (target.config.drills.sandbox?.venue && target.config.database?.engine === 'sqlite') {
+    order.splice(order.indexOf('database-restore') + 1, 0, 'rpo-under-load');
+  }
   for (const drill of order) reports.push(await runOne(drill, request, target, ctx, now));
   const failed = reports.filter((r) => r.verdict === 'FAIL');
   const def = DRILLS['full-simulation'];

@@ -3,7 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { LifeboatError } from '@lifeboat/domain';
+import { LifeboatError } from '@lifeboat/domain/errors';
 import { Decrypter, Encrypter, generateX25519Identity, identityToRecipient } from 'age-encryption';
 
 type Bytes = AsyncIterable<Uint8Array>;

@@ -222,9 +222,14 @@ export async function* readTar(
       else if (type === 'ExtendedHeader') ex = { ...Pax.parse(body, ex as never) };
       continue;
     }
-    const path = (longPath ?? header.path ?? '').replace(/\0+$/, '');
+    // A leading "./" (GNU tar's `-C dir .`, pg_basebackup's pg_wal entries) names the same place without it.
+    const path = (longPath ?? header.path ?? '').replace(/\0+$/, '').replace(/^(\.\/)+/, '');
     ex = undefined;
     longPath = undefined;
+    if ((path === '' || path === '.') && type === 'Directory') {
+      // The archive's own root: nothing to create (a directory entry has no body).
+      continue;
+    }
     if (type !== 'File' && type !== 'OldFile' && type !== 'ContiguousFile' && type !== 'Directory') {
       throw unsafe(path, `${type} entries are not allowed (only regular files and directories)`);
     }

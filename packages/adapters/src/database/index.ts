@@ -5,6 +5,8 @@ import { PostgresEngine } from './postgres.js';
 import { SqliteEngine } from './sqlite.js';
 
 export { PostgresEngine, parseUrl, runPgTool } from './postgres.js';
+export * from './postgres-basebackup.js';
+export * from './postgres-server.js';
 export { SqliteEngine } from './sqlite.js';
 
 /**

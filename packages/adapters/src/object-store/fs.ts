@@ -21,7 +21,9 @@ import {
 } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { type ByteStream, LifeboatError, type ObjectInfo, type ObjectStore, type PutOptions } from '@lifeboat/domain';
+import type { ByteStream, ObjectInfo, ObjectStore, PutOptions } from '@lifeboat/domain';
+// A subpath, not the whole domain: `wal push` runs once per WAL segment and opens this store.
+import { LifeboatError } from '@lifeboat/domain/errors';
 
 /** The directory, under the store's root, that holds writes in progress. */
 export const INCOMPLETE_DIR = '.incomplete';

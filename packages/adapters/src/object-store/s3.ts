@@ -19,7 +19,8 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { type ByteStream, LifeboatError, type ObjectInfo, type ObjectStore, type PutOptions } from '@lifeboat/domain';
+import type { ByteStream, ObjectInfo, ObjectStore, PutOptions } from '@lifeboat/domain';
+import { LifeboatError } from '@lifeboat/domain/errors';
 import { compareKeys, readChunks, UPLOAD_MARKER_SUFFIX, validateKey, validatePrefix } from './fs.js';
 
 export interface S3ObjectStoreOptions {

@@ -119,17 +119,6 @@ export class SqliteWalSource {
     }
   }
 
-  /** Bytes in the log file now. */
-  async walBytes(): Promise<number> {
-    const f = await open(this.walPath, 'r').catch(() => null);
-    if (!f) return 0;
-    try {
-      return (await f.stat()).size;
-    } finally {
-      await f.close();
-    }
-  }
-
   /**
    * A checkpoint that lets the log restart: under the write lock (no writer can add a frame),
    * `beforeRelease` reads the last frames, the snapshots are let go, a PASSIVE checkpoint
@@ -156,6 +145,32 @@ export class SqliteWalSource {
       w.exec('ROLLBACK');
     }
     return true;
+  }
+
+  /**
+   * Rewrites the database's user_version with its own value, in a transaction of its own: a
+   * write that changes nothing, after a checkpoint, makes SQLite restart the log now (as
+   * Litestream's own write does) rather than at some later write of the target's — so the
+   * shipper sees the restart while it runs and ships the new log's first frame at once.
+   * Returns false when the write lock is busy.
+   */
+  touch(): boolean {
+    const w = this.#write as Database.Database;
+    try {
+      w.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_BUSY') return false;
+      throw err;
+    }
+    try {
+      const version = Number(w.pragma('user_version', { simple: true }));
+      w.pragma(`user_version = ${version}`);
+      w.exec('COMMIT');
+      return true;
+    } catch (err) {
+      if (w.inTransaction) w.exec('ROLLBACK');
+      throw err;
+    }
   }
 
   close(): void {

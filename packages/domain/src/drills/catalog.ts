@@ -159,6 +159,24 @@ export const DRILLS: Readonly<Record<DrillName, DrillDefinition>> = {
     schedule: '0 5 * APR MON#1',
     cadence: 'yearly, first Monday of April (the runbook’s Q2 test)',
   },
+  'rpo-under-load': {
+    name: 'rpo-under-load',
+    title: 'RPO under load',
+    scenario: 'RPO Under Load',
+    hypothesis:
+      'With continuous protection running and the trading system placing 100 orders a second, a restore to the newest point after the host dies at a random moment keeps a prefix of the orders, with no gap, losing no more order history than the RPO allows.',
+    steps: [
+      'restore a copy into a sandbox, start its own venue, and start shipping its database',
+      'trade live at 100 orders/s on that venue',
+      'at a random moment: stop the shipper with no last round, and the copy',
+      'restore the stream to its newest point',
+      'check the orders kept are a prefix of those written, and measure the RPO',
+    ],
+    rto: null,
+    rpo: ['orderHistory'],
+    schedule: '0 4 * * MON#2',
+    cadence: 'monthly, second Monday',
+  },
   'annual-audit': {
     name: 'annual-audit',
     title: 'Annual DR audit',

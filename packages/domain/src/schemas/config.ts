@@ -167,6 +167,16 @@ export const TargetConfig = z
             stop: z.string().min(1),
             timeoutMs: z.number().int().positive().default(120_000),
             healthTimeoutMs: z.number().int().positive().default(60_000),
+            /**
+             * A venue of the copy's own, for the drill that trades (rpo-under-load): commands that
+             * start and stop a scratch exchange (a simulator, a testnet account nobody else uses)
+             * listening on 127.0.0.1:$LIFEBOAT_SANDBOX_VENUE_PORT, with an account for the keys in
+             * the sandbox's config. Never production's account: the copy places real orders there.
+             */
+            venue: z
+              .object({ start: z.string().min(1), stop: z.string().min(1) })
+              .strict()
+              .optional(),
           })
           .strict()
           .optional(),
@@ -180,6 +190,21 @@ export const TargetConfig = z
         reports: z.array(z.string()).default([...DEFAULT_FILES.reports]),
         config: z.array(z.string()).default([...DEFAULT_FILES.config]),
         audit: z.array(z.string()).default([...DEFAULT_FILES.audit]),
+      })
+      .strict()
+      .prefault({}),
+    /** Continuous protection (`lifeboat ship`): the database's log and the append-only files, shipped as they grow. */
+    ship: z
+      .object({
+        /** How often changes are shipped: the most a restore to the latest point loses, plus an upload. */
+        intervalMs: z.number().int().min(100).max(600_000).default(1000),
+        /**
+         * The SQLite log is checkpointed by the shipper (and may restart) once it is larger than
+         * this. Well under SQLite's own automatic checkpoint (1000 pages, 4 MiB at 4 KiB pages):
+         * a shipper restarted finds its place in the log unless the target wrote more than the
+         * difference while it was down (else it starts a new generation, with a snapshot).
+         */
+        checkpointMiB: z.number().min(0.0625).max(1024).default(1),
       })
       .strict()
       .prefault({}),

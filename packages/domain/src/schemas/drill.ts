@@ -14,6 +14,7 @@ export const DRILL_NAMES = [
   'full-simulation',
   'vendor-connectivity-loss',
   'multi-region-failover',
+  'rpo-under-load',
   'annual-audit',
 ] as const;
 export const DrillName = z.enum(DRILL_NAMES, {

@@ -43,13 +43,15 @@ export const RestoreRequest = z
     scenario: Scenario,
     /** A backup id, or `latest` (the newest that has not failed verification). */
     backup: z.string().min(1).default('latest'),
-    /** The newest backup taken at or before this instant (ISO 8601). */
+    /** The newest backup taken at or before this instant (ISO 8601), rolled forward to it from the stream. */
     pointInTime: z.iso.datetime({ offset: true }).optional(),
     destination: Destination.default('production'),
     /** Take the backup from this location only (default: the first location, in configured order, that has a usable copy). */
     from: z.string().min(1).max(40).optional(),
     /** Locations to treat as down (the multi-region failover drill makes the primary unavailable this way). */
     avoid: z.array(z.string().min(1).max(40)).max(20).default([]),
+    /** Bring the database and append-only files forward from the continuous stream (`lifeboat ship`) when there is one. */
+    stream: z.boolean().default(true),
     /** Print the plan and what each step would touch; change nothing. */
     dryRun: z.boolean().default(false),
     /** False: the plan ends before reconciling (a drill reconciles on its own, to measure what the restore alone kept). */
