@@ -204,7 +204,12 @@ describe('drills on a live SQLite demo', () => {
     expect(report.measured.rpo_seconds as number).toBeGreaterThanOrEqual(0);
     expect(report.measured.rpo_seconds as number).toBeLessThanOrEqual(5);
     // It traded for real, on a venue of its own, and the kept orders are a prefix of those written.
-    const e = report.evidence as Record<string, number>;
+    const e = report.evidence as {
+      ordersWrittenBeforeDisaster: number;
+      ordersTheVenueAcknowledged: number;
+      ordersKept: number;
+      ordersLost: number;
+    };
     expect(e.ordersWrittenBeforeDisaster).toBeGreaterThan(300);
     expect(e.ordersTheVenueAcknowledged).toBeGreaterThan(300);
     expect(e.ordersKept).toBeGreaterThan(0);
