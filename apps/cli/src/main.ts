@@ -256,6 +256,10 @@ withGlobals(wal.command('fetch <name> <dest>'))
   .description(
     "restore_command: write an archived WAL file to <dest>, checked (restore_command = 'lifeboat wal fetch %f %p …'); exit 1 when it is not archived",
   )
+  .option(
+    '--archived-by <iso>',
+    'take as not archived what was archived after this time (a drill replaying what a server lost then would have left)',
+  )
   .option('--json', 'print one JSON result')
   .action(
     run((name: string, dest: string, opts: Parameters<typeof Wal.walFetchCommand>[2]) =>

@@ -67,6 +67,7 @@ beforeAll(async () => {
     'full-simulation',
     'vendor-connectivity-loss',
     'multi-region-failover',
+    'rpo-under-load',
     'annual-audit',
   ].map((d) => `    ${d}: off`);
   await writeFile(

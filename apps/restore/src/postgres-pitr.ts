@@ -32,7 +32,7 @@ import {
   readWalArchive,
   type WalArchive,
 } from '@lifeboat/backup';
-import { type BaseBackupManifest, followChain, LifeboatError, type WalChain } from '@lifeboat/domain';
+import { type BaseBackupManifest, followChain, LifeboatError, type WalChain, walSegmentName } from '@lifeboat/domain';
 import pg from 'pg';
 import { type Logger, silentLogger } from './context.js';
 
@@ -50,6 +50,11 @@ export interface PitrOptions {
   lifeboatCommand?: readonly string[];
   /** Port to listen on (default: a free one). */
   port?: number;
+  /**
+   * Only WAL archived by this time (ISO) counts: what a server that died then would have left
+   * in the archive. The rpo-under-load drill measures its RPO this way.
+   */
+  archivedBy?: string;
 }
 
 export interface ScratchServer {
@@ -128,7 +133,13 @@ interface Plan {
 }
 
 /** Chooses the base backup and checks the WAL chain from it, before anything is written. */
-async function plan(runtime: Runtime, target: string, at: Date | null, log: Logger): Promise<Plan> {
+async function plan(
+  runtime: Runtime,
+  target: string,
+  at: Date | null,
+  log: Logger,
+  archivedBy: Date | null = null,
+): Promise<Plan> {
   const bases = await listBaseBackups(runtime, target);
   for (const p of bases.problems) log.warn({ problem: p }, 'a base backup manifest does not read');
   // The copy is consistent only once replay passes the backup's end: a point before that
@@ -146,8 +157,23 @@ async function plan(runtime: Runtime, target: string, at: Date | null, log: Logg
     );
   }
   const archive = await readWalArchive(runtime, target, [base]);
-  const { start, end } = baseBackupSegments(base, archive.index.segmentSize);
-  const chain = followChain(archive.index, base.wal.timeline, start);
+  let index = archive.index;
+  if (archivedBy) {
+    // PostgreSQL archives segments in order: the newest of each timeline are the ones archived late.
+    const segments = new Map<number, Set<number>>();
+    for (const [timeline, segnos] of archive.index.segments) {
+      const kept = new Set(segnos);
+      for (const segno of [...segnos].sort((a, b) => b - a)) {
+        const name = walSegmentName(timeline, segno, archive.index.segmentSize);
+        if (Date.parse((await archive.record(name)).pushedAt) <= archivedBy.getTime()) break;
+        kept.delete(segno);
+      }
+      segments.set(timeline, kept);
+    }
+    index = { ...archive.index, segments };
+  }
+  const { start, end } = baseBackupSegments(base, index.segmentSize);
+  const chain = followChain(index, base.wal.timeline, start);
   if ((chain.last?.segno ?? -1) < end) {
     throw new LifeboatError(
       'VERIFY_FAILED',
@@ -327,7 +353,11 @@ export async function restorePostgresToPoint(
     log.warn({ target: t.name }, 'the target has no database URL here: the scratch server serves postgres as postgres');
   }
 
-  const { base, chain, targetTime } = await plan(runtime, t.name, at, log);
+  const archivedBy = options.archivedBy ? new Date(options.archivedBy) : null;
+  if (archivedBy && Number.isNaN(archivedBy.getTime())) {
+    throw new LifeboatError('INVALID_REQUEST', `archivedBy "${options.archivedBy}" is not a point in time`);
+  }
+  const { base, chain, targetTime } = await plan(runtime, t.name, at, log, archivedBy);
   const bin = await findPgBinaries({ major: base.postgres.major, env });
   const lifeboat = [...(options.lifeboatCommand ?? defaultLifeboatCommand())];
 
@@ -402,6 +432,7 @@ export async function restorePostgresToPoint(
       pct(shellQuote(runtime.loaded.path)),
       '--target',
       pct(shellQuote(t.name)),
+      ...(archivedBy ? ['--archived-by', pct(shellQuote(archivedBy.toISOString()))] : []),
     ].join(' ');
     const restoreCommand = `f=${pct(shellQuote(spoolDir))}/%f; if [ -f "$f" ]; then exec mv "$f" "%p"; fi; exec ${fetchCommand}`;
     const writeConf = (time: string | null) =>

@@ -404,11 +404,20 @@ export async function fetchWal(
   target: string,
   name: string,
   destPath: string,
+  options: { archivedBy?: Date } = {},
 ): Promise<WalFetchResult> {
   const started = Date.now();
   const file = walFileName(name);
   const t = runtime.target(target);
   const record = await readWalRecord(runtime, t.name, file.name);
+  // What was archived after `archivedBy` is taken as never archived: what a server that died then had left.
+  if (record && options.archivedBy && Date.parse(record.pushedAt) > options.archivedBy.getTime()) {
+    throw new LifeboatError(
+      'NOT_FOUND',
+      `WAL file ${file.name} of target ${t.name} was archived at ${record.pushedAt}, after ${options.archivedBy.toISOString()}`,
+      { retryable: false },
+    );
+  }
   if (!record) {
     throw new LifeboatError('NOT_FOUND', `WAL file ${file.name} is not archived for target ${t.name}`, {
       retryable: false,

@@ -202,7 +202,7 @@ export async function demoStartCommand(options: DemoStartOptions): Promise<numbe
         ? process.env.LIFEBOAT_SANDBOX_DATABASE_URL
         : (db.url ?? process.env[db.urlEnv])
       : undefined;
-  if (copy && db?.engine === 'postgres' && !databaseUrl) {
+  if (copy && !venueCopy && db?.engine === 'postgres' && !databaseUrl) {
     throw new LifeboatError('INVALID_REQUEST', 'a copy of a PostgreSQL target needs LIFEBOAT_SANDBOX_DATABASE_URL');
   }
   const exchangeEnv = {

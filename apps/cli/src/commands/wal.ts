@@ -32,11 +32,15 @@ export async function walPushCommand(path: string, opts: GlobalOptions & { json?
 export async function walFetchCommand(
   name: string,
   dest: string,
-  opts: GlobalOptions & { json?: boolean },
+  opts: GlobalOptions & { json?: boolean; archivedBy?: string },
 ): Promise<number> {
+  const archivedBy = opts.archivedBy === undefined ? undefined : new Date(opts.archivedBy);
+  if (archivedBy && Number.isNaN(archivedBy.getTime())) {
+    throw new LifeboatError('INVALID_REQUEST', `--archived-by "${opts.archivedBy}" is not an ISO time`);
+  }
   const [{ fetchWal }, { runtime, target }] = await Promise.all([import('@lifeboat/backup/wal'), lightRuntime(opts)]);
   try {
-    const result = await fetchWal(runtime, target, name, dest);
+    const result = await fetchWal(runtime, target, name, dest, archivedBy ? { archivedBy } : {});
     if (opts.json) printJson(result);
     return EXIT.ok;
   } catch (err) {

@@ -1,14 +1,22 @@
 // rpo-under-load: what continuous protection really keeps. A copy of the target, restored
-// into a sandbox, trades for real at 100 orders a second against a venue of its own while a
-// shipper streams its database; at a random moment the host "dies" (the shipper stops with no
-// last round, the copy is stopped), and the stream restored to its newest point must hold a
-// prefix of the copy's orders — no gap — losing no more than the order-history RPO.
+// into a sandbox, trades for real at 100 orders a second against a venue of its own while its
+// database is protected continuously; at a random moment the host "dies", and the database
+// restored to its newest point must hold a prefix of the copy's orders — no gap — losing no
+// more than the order-history RPO.
+//
+// SQLite: a shipper streams the copy's database; the disaster stops it with no last round.
+// PostgreSQL: the copy's scratch database lives on the target's server, whose archive_command
+// ships WAL (`lifeboat wal push`); the server is not Lifeboat's to kill, so the restore
+// replays only the WAL archived by the disaster — what a server lost then would have left.
 import { randomInt } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CommandTargetControl, openBooksSource } from '@lifeboat/adapters';
-import { restoreSqliteFromStream, SqliteShipper } from '@lifeboat/backup';
+import { CommandTargetControl, openBooksSource, withTargetCredentials } from '@lifeboat/adapters';
+import { listBaseBackups, restoreSqliteFromStream, SqliteShipper, takeBaseBackup } from '@lifeboat/backup';
 import { compactUtc } from '@lifeboat/domain';
+import { restorePostgresToPoint } from '@lifeboat/restore';
 import { check, StepFailed } from '../recorder.js';
 import { type DrillRun, type Measured, newestBackup, restoreIntoSandbox, seconds } from './common.js';
 import { startCopyFrom } from './live.js';
@@ -30,15 +38,15 @@ export async function rpoUnderLoad(run: DrillRun): Promise<Measured> {
       `targets.${run.target.name}.drills.sandbox.venue is not configured: this drill's copy places real orders, and needs a venue of its own to place them on`,
     );
   }
-  if (db?.engine !== 'sqlite') {
-    throw new StepFailed(
-      'prepare',
-      'rpo-under-load runs against a SQLite target (a PostgreSQL target keeps its RPO through its WAL archive: `lifeboat wal verify`, `lifeboat wal restore`)',
-    );
-  }
+  if (!db)
+    throw new StepFailed('prepare', `targets.${run.target.name} has no database: there is no order history to lose`);
 
   // A sandbox from the newest backup, its venue, and the copy trading on it.
   const { copy, streamKey, shipper } = await run.rec.step('start-load', async () => {
+    // PostgreSQL: a base backup older than the copy's database, for the replay to start from.
+    if (db.engine === 'postgres' && (await listBaseBackups(run.ctx.runtime, run.target.name)).manifests.length === 0) {
+      await takeBaseBackup(run.ctx.runtime, run.target.name, { env: run.env });
+    }
     const { backup } = await newestBackup(run);
     const restored = await restoreIntoSandbox(run, 'server-loss', backup.backupId);
     if (restored.outcome !== 'COMPLETED') {
@@ -80,22 +88,25 @@ export async function rpoUnderLoad(run: DrillRun): Promise<Measured> {
       exchangeUrl: venueUrl,
       env: { LIFEBOAT_SANDBOX_ORDER_RATE: String(LOAD_ORDERS_PER_SECOND) },
     });
-    const file = join(root, db.path);
-    const shipper = new SqliteShipper({
-      runtime: run.ctx.runtime,
-      target: streamKey,
-      path: file,
-      log: run.ctx.log,
-      checkpointBytes: Math.round(run.target.config.ship.checkpointMiB * 1024 * 1024),
-    });
-    await shipper.start();
-    run.cleanups.push(() => shipper.stop());
+    let shipper: SqliteShipper | null = null;
+    if (db.engine === 'sqlite') {
+      const s = new SqliteShipper({
+        runtime: run.ctx.runtime,
+        target: streamKey,
+        path: join(root, db.path),
+        log: run.ctx.log,
+        checkpointBytes: Math.round(run.target.config.ship.checkpointMiB * 1024 * 1024),
+      });
+      await s.start();
+      run.cleanups.push(() => s.stop());
+      shipper = s;
+    }
 
     return {
       copy,
       streamKey,
       shipper,
-      detail: `a copy on ${copy.apiUrl} trading live at ${LOAD_ORDERS_PER_SECOND} orders/s on its own venue ${venueUrl}; shipping every ${run.target.config.ship.intervalMs} ms`,
+      detail: `a copy on ${copy.apiUrl} trading live at ${LOAD_ORDERS_PER_SECOND} orders/s on its own venue ${venueUrl}; ${shipper ? `shipping every ${run.target.config.ship.intervalMs} ms` : "its server's WAL archived by archive_command"}`,
       evidence: { venue: venueUrl, stream: streamKey, ordersPerSecond: LOAD_ORDERS_PER_SECOND },
     };
   });
@@ -105,35 +116,56 @@ export async function rpoUnderLoad(run: DrillRun): Promise<Measured> {
     const until = Date.now() + randomInt(LOAD_MIN_MS, LOAD_MAX_MS);
     while (Date.now() < until) {
       const t = Date.now();
-      await shipper.tick();
-      await sleep(Math.max(0, run.target.config.ship.intervalMs - (Date.now() - t)));
+      await shipper?.tick();
+      await sleep(Math.min(until - Date.now(), Math.max(0, run.target.config.ship.intervalMs - (Date.now() - t))));
     }
     // The host dies: the shipper with it (no last round), then the trading process.
     const at = new Date();
-    await shipper.stop();
+    await shipper?.stop();
     const stopped = await copy.control.stop();
     check(stopped.exitCode === 0, 'disaster', `the copy did not stop (exit ${stopped.exitCode}): ${stopped.output}`);
     return {
       at,
-      detail: `at ${at.toISOString()}, after ${shipper.stats.segments} segments (${shipper.stats.bytesShipped} bytes) shipped`,
+      detail: shipper
+        ? `at ${at.toISOString()}, after ${shipper.stats.segments} segments (${shipper.stats.bytesShipped} bytes) shipped`
+        : `at ${at.toISOString()}; only the WAL archived by then counts`,
       evidence: {
         disasterAt: at.toISOString(),
-        segments: shipper.stats.segments,
-        bytesShipped: shipper.stats.bytesShipped,
+        ...(shipper ? { segments: shipper.stats.segments, bytesShipped: shipper.stats.bytesShipped } : {}),
       },
     };
   });
   run.disasterAt = killAt.at;
 
-  // Restored to the newest point the stream reached, and compared with what the copy had written.
+  // Restored to the newest point protected at the disaster, and compared with what the copy had written.
   const measured = await run.rec.step('restore-latest', async () => {
-    const live = copy.database as string;
-    const restoredFile = join(run.env.TMPDIR ?? '/tmp', `lifeboat-rpo-${compactUtc(run.disasterAt)}-${process.pid}.db`);
-    run.cleanups.push(async () => {
-      await import('node:fs/promises').then((fs) => fs.rm(restoredFile, { force: true }));
-    });
-    const r = await restoreSqliteFromStream(run.ctx.runtime, streamKey, restoredFile);
-    const [kept, wrote] = await Promise.all([ordersOf(run, restoredFile), ordersOf(run, live)]);
+    const live = withTargetCredentials(copy.database as string, db, run.env);
+    let restoredBooks: string;
+    let restoredTo: string | null;
+    let pieces: Record<string, unknown>;
+    if (db.engine === 'sqlite') {
+      restoredBooks = join(tmpdir(), `lifeboat-rpo-${compactUtc(run.disasterAt)}-${process.pid}.db`);
+      const file = restoredBooks;
+      run.cleanups.push(() => rm(file, { force: true }));
+      const r = await restoreSqliteFromStream(run.ctx.runtime, streamKey, file);
+      restoredTo = r.recoveredTo;
+      pieces = { generation: r.generation, segments: r.segments };
+    } else {
+      const server = await restorePostgresToPoint(run.ctx.runtime, run.target.name, {
+        at: 'latest',
+        archivedBy: run.disasterAt.toISOString(),
+        env: run.env,
+        log: run.ctx.log,
+      });
+      run.cleanups.push(() => server.stop({ remove: true }));
+      // The copy's scratch database, as the archive had it.
+      const url = new URL(server.url);
+      url.pathname = new URL(live).pathname;
+      restoredBooks = url.toString();
+      restoredTo = server.recoveredTo;
+      pieces = { baseBackup: server.baseBackupId, lastSegment: server.lastSegment };
+    }
+    const [kept, wrote] = await Promise.all([ordersOf(run, restoredBooks), ordersOf(run, live)]);
     const keptIds = new Set(kept.map((o) => o.client_order_id));
     const missingBefore = wrote.slice(0, kept.length).filter((o) => !keptIds.has(o.client_order_id));
     const unknown = kept.filter((o) => !wrote.some((w) => w.client_order_id === o.client_order_id));
@@ -151,8 +183,8 @@ export async function rpoUnderLoad(run: DrillRun): Promise<Measured> {
       rpo,
       detail: `${kept.length} of the ${before.length} orders written before the disaster kept (a prefix, no gap); the newest ${newest ?? 'none'}, ${rpo ?? 'n/a'} s before it`,
       evidence: {
-        restoredTo: r.recoveredTo,
-        segments: r.segments,
+        restoredTo,
+        ...pieces,
         ordersKept: kept.length,
         ordersWrittenBeforeDisaster: before.length,
         ordersTheVenueAcknowledged: acknowledged,

@@ -172,13 +172,20 @@ export function streamBaseBackup(url: string, options: { label: string; command?
   );
   let stderr = '';
   let stalled = false;
+  let stallTimer: NodeJS.Timeout | undefined;
   child.stderr.on('data', (b: Buffer) => {
     stderr = (stderr + b.toString('utf8')).slice(-16_384);
-    if (!stalled && /still waiting for all required WAL segments to be archived/.test(stderr)) {
-      stalled = true;
-      child.kill('SIGTERM');
+    // The server's own count of "seconds" runs fast on a busy server (its wait wakes on every
+    // signal), so its warning starts a wall-clock minute rather than ending the backup.
+    if (!stallTimer && /still waiting for all required WAL segments to be archived/.test(stderr)) {
+      stallTimer = setTimeout(() => {
+        stalled = true;
+        child.kill('SIGTERM');
+      }, 60_000);
+      stallTimer.unref();
     }
   });
+  child.on('close', () => clearTimeout(stallTimer));
   const exited = new Promise<{ code: number | null; spawnError?: NodeJS.ErrnoException }>((resolvePromise) => {
     child.on('error', (e: NodeJS.ErrnoException) => resolvePromise({ code: null, spawnError: e }));
     child.on('close', (code) => resolvePromise({ code }));
