@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsObjectStore } from '@lifeboat/adapters';
-import { type AuditReport, compactUtc, type DrillReport, LifeboatError, layout } from '@lifeboat/domain';
+import { type AuditReport, compactUtc, DRILL_NAMES, type DrillReport, LifeboatError, layout } from '@lifeboat/domain';
 import { lifeboat } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { auditReportCommand, parseYear } from '../src/commands/audit.js';
@@ -58,18 +58,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-cli-audit-report-'));
   config = join(dir, 'lifeboat.yaml');
   // Only the kill-switch drill is scheduled (every Monday): the report of two months stays small.
-  const off = [
-    'shadow-failover',
-    'reconciliation',
-    'backup-verify',
-    'database-restore',
-    'cold-restore',
-    'full-simulation',
-    'vendor-connectivity-loss',
-    'multi-region-failover',
-    'rpo-under-load',
-    'annual-audit',
-  ].map((d) => `    ${d}: off`);
+  const off = DRILL_NAMES.filter((d) => d !== 'kill-switch').map((d) => `    ${d}: off`);
   await writeFile(
     config,
     [
