@@ -6,7 +6,7 @@ export * from './handlers/catalog.js';
 export * from './handlers/extract.js';
 export * from './handlers/locations.js';
 export * from './handlers/prune.js';
-export { parseReplicateRequest, replicate } from './handlers/replicate.js';
+export { parseReplicateRequest, queueCopiesOn, replicate } from './handlers/replicate.js';
 export * from './handlers/verify.js';
 export * from './handlers/wal.js';
 export { archivePathFor, selectFiles } from './select-files.js';

@@ -26,7 +26,7 @@ import {
 } from '@lifeboat/domain';
 import { type BackupContext, TOOL_VERSION } from './context.js';
 import { backup } from './handlers/backup.js';
-import { replicate } from './handlers/replicate.js';
+import { queueCopiesOn, replicate } from './handlers/replicate.js';
 import { createBackupMetrics, createShipMetrics } from './metrics.js';
 import { startShipping } from './ship/run.js';
 
@@ -67,8 +67,8 @@ async function main(): Promise<void> {
     { actor: 'backup-cronjob', log },
   );
   const queueCopy = (b: JobBus | null) => async (request: ReplicateRequestInput) => {
+    if (b) return queueCopiesOn(b)(request);
     const jobId = replicateJobId(request.target, request.backupId, request.location);
-    if (b) return b.enqueue('replicate', request, { jobId });
     copies.push(
       copyHere(request, { jobId, attempt: 1, progress() {}, signal: new AbortController().signal }).then(
         () => true,

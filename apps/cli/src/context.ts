@@ -12,7 +12,7 @@ import {
   type Runtime,
 } from '@lifeboat/adapters';
 import type { Logger } from '@lifeboat/backup';
-import { type JobBus, type QueueName, replicateJobId } from '@lifeboat/domain';
+import type { JobBus, QueueName } from '@lifeboat/domain';
 
 export interface GlobalOptions {
   config?: string;
@@ -40,7 +40,7 @@ export async function openBus(runtime: Runtime): Promise<JobBus> {
   const bus = createJobBus();
   if (!distributed()) {
     // Loaded here, not at the top: a command that never runs a job never loads the apps.
-    const [{ backup, replicate }, { reconcile }] = await Promise.all([
+    const [{ backup, queueCopiesOn, replicate }, { reconcile }] = await Promise.all([
       import('@lifeboat/backup'),
       import('@lifeboat/reconciler'),
     ]);
@@ -58,10 +58,7 @@ export async function openBus(runtime: Runtime): Promise<JobBus> {
             log,
             progress: job.progress,
             signal: job.signal,
-            replicate: (request) =>
-              bus.enqueue('replicate', request, {
-                jobId: replicateJobId(request.target, request.backupId, request.location),
-              }),
+            replicate: queueCopiesOn(bus),
           }),
         { actor, log },
       ),

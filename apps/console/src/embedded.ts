@@ -3,16 +3,15 @@
 // A newcomer gets a working console with nothing else running.
 import { join } from 'node:path';
 import { createLockProvider, type Runtime } from '@lifeboat/adapters';
-import { backup, replicate } from '@lifeboat/backup';
-import {
-  type BackupResult,
-  type Consumer,
-  type JobBus,
-  type JobHandler,
-  type QueueName,
-  type ReconcileJobResult,
-  type RestoreResult,
-  replicateJobId,
+import { backup, queueCopiesOn, replicate } from '@lifeboat/backup';
+import type {
+  BackupResult,
+  Consumer,
+  JobBus,
+  JobHandler,
+  QueueName,
+  ReconcileJobResult,
+  RestoreResult,
 } from '@lifeboat/domain';
 import { runDrill } from '@lifeboat/drill-scheduler';
 import { reconcile } from '@lifeboat/reconciler';
@@ -41,10 +40,7 @@ export async function consumeEmbedded(
           log,
           progress: job.progress,
           signal: job.signal,
-          replicate: (request) =>
-            bus.enqueue('replicate', request, {
-              jobId: replicateJobId(request.target, request.backupId, request.location),
-            }),
+          replicate: queueCopiesOn(bus),
         }),
       ),
     ),

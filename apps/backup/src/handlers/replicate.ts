@@ -5,14 +5,22 @@
 import { measure, type Runtime } from '@lifeboat/adapters';
 import {
   describeZodError,
+  type JobBus,
   LifeboatError,
   layout,
   ReplicateRequest,
   type ReplicateResult,
+  replicateJobId,
   type VerificationRecord,
 } from '@lifeboat/domain';
 import { type BackupContext, throttled } from '../context.js';
 import { latestVerification, readManifest, verificationKey } from './catalog.js';
+
+/** How a backup queues its copies on a job bus: one job per backup and location (a second ask finds the first). */
+export function queueCopiesOn(bus: Pick<JobBus, 'enqueue'>): NonNullable<BackupContext['replicate']> {
+  return (request) =>
+    bus.enqueue('replicate', request, { jobId: replicateJobId(request.target, request.backupId, request.location) });
+}
 
 export function parseReplicateRequest(payload: unknown): ReplicateRequest {
   const parsed = ReplicateRequest.safeParse(payload);
