@@ -58,6 +58,15 @@ export const layout = {
   streamFilesPrefix: (target: string) => `${target}/stream/files/`,
   streamFileSegment: (target: string, file: string, seq: number, stamp: string, encrypted: boolean) =>
     `${target}/stream/files/${file}/${String(seq).padStart(12, '0')}-${stamp}.seg${encrypted ? '.age' : ''}`,
+  /**
+   * PostgreSQL WAL streamed as the server writes it (`lifeboat ship`, docs/FORMAT.md §10):
+   * per segment, pieces named by the byte offset they start at. What a restore takes for a
+   * segment the archive does not hold yet.
+   */
+  streamPostgresPrefix: (target: string) => `${target}/stream/postgres/`,
+  streamPostgresSegmentPrefix: (target: string, segment: string) => `${target}/stream/postgres/${segment}/`,
+  streamPostgresPiece: (target: string, segment: string, offset: number, stamp: string, encrypted: boolean) =>
+    `${target}/stream/postgres/${segment}/${String(offset).padStart(12, '0')}-${stamp}.seg${encrypted ? '.age' : ''}`,
   /** The audit trail is the store's, not a target's: `_` cannot begin a target name, so no target meets it. */
   auditPrefix: '_lifeboat/audit/',
   /** One entry per object; seq zero-padded to 12 digits, so keys sort by seq. */
