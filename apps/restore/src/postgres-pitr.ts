@@ -27,12 +27,21 @@ import {
   baseBackupSegments,
   fetchWal,
   listBaseBackups,
+  listStreamedPieces,
   postgresUrl,
   readBaseBackup,
   readWalArchive,
   type WalArchive,
 } from '@lifeboat/backup';
-import { type BaseBackupManifest, followChain, LifeboatError, type WalChain, walSegmentName } from '@lifeboat/domain';
+import {
+  type BaseBackupManifest,
+  followChain,
+  LifeboatError,
+  parseWalFileName,
+  segmentNumber,
+  type WalChain,
+  walSegmentName,
+} from '@lifeboat/domain';
 import pg from 'pg';
 import { type Logger, silentLogger } from './context.js';
 
@@ -172,6 +181,24 @@ async function plan(
     }
     index = { ...archive.index, segments };
   }
+  // Segments the archive does not hold yet but the shipper streamed (`lifeboat ship`): the
+  // newest WAL, a second behind the server. `wal fetch` serves them from the stream.
+  const streamedAt = new Map<string, Date>();
+  const streamed = await listStreamedPieces(runtime, target, archivedBy ? { shippedBy: archivedBy } : {});
+  if (streamed.size > 0) {
+    const segments = new Map([...index.segments].map(([t, set]) => [t, new Set(set)]));
+    for (const [name, pieces] of streamed) {
+      const file = parseWalFileName(name);
+      if (!file || pieces[0]?.offset !== 0) continue;
+      const segno = segmentNumber(file, index.segmentSize);
+      const set = segments.get(file.timeline) ?? new Set<number>();
+      segments.set(file.timeline, set);
+      if (set.has(segno)) continue;
+      set.add(segno);
+      streamedAt.set(name, new Date(Math.max(...pieces.map((p) => p.shippedAt.getTime()))));
+    }
+    index = { ...index, segments };
+  }
   const { start, end } = baseBackupSegments(base, index.segmentSize);
   const chain = followChain(index, base.wal.timeline, start);
   if ((chain.last?.segno ?? -1) < end) {
@@ -181,7 +208,7 @@ async function plan(
       { hint: 'use an older base backup, or take a new one: `lifeboat wal basebackup`' },
     );
   }
-  const pushedAt = async (name: string) => new Date((await archive.record(name)).pushedAt);
+  const pushedAt = async (name: string) => streamedAt.get(name) ?? new Date((await archive.record(name)).pushedAt);
   const last = chain.last as NonNullable<WalChain['last']>;
   const gap = () =>
     `a gap in the WAL chain: ${chain.firstMissing.name} is not archived, and ${chain.unreachable} newer segment(s) from ${chain.nextArchived?.name} on cannot be reached`;

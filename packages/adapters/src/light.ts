@@ -79,3 +79,14 @@ export async function* decryptStream(
   const m = await import('./archive/encryption.js');
   yield* m.decryptStream(source, identities);
 }
+
+/** A stream segment decoded and checked (docs/FORMAT.md §11), its codec loaded on first use. */
+export async function decodeStreamSegment(
+  stored: Uint8Array,
+  encrypted: boolean,
+  identities: () => Promise<string[]>,
+  what: string,
+): Promise<{ header: Record<string, unknown>; payload: Buffer }> {
+  const m = await import('./stream/segment.js');
+  return m.decodeSegment(stored, encrypted, identities, what);
+}

@@ -34,6 +34,7 @@ import {
   type WalVerifyReport,
   walSegmentName,
 } from '@lifeboat/domain/wal';
+import { readStreamedSegment, type StreamedSegment } from './wal-stream.js';
 
 /** The part of a Runtime WAL archiving uses (a full Runtime is one). */
 export type WalRuntime = LightRuntime;
@@ -55,6 +56,10 @@ export interface WalPushResult {
 export interface WalFetchResult {
   target: string;
   name: string;
+  /** Where the file came from: the archive, or (a segment not archived yet) the shipper's stream. */
+  source: 'archive' | 'stream';
+  /** From the stream: how many bytes from the segment's start were streamed (the rest is zeros). */
+  streamedBytes?: number;
   size: number;
   sha256: string;
   durationMs: number;
@@ -148,15 +153,22 @@ async function segmentHeader(path: string, file: WalFileName, size: number) {
   } finally {
     await handle?.close();
   }
-  const info = buf.readUInt16LE(2);
-  const timeline = buf.readUInt32LE(4);
-  const pageAddr = Number(buf.readBigUInt64LE(8));
-  const systemIdentifier = buf.readBigUInt64LE(24).toString();
-  const segmentSize = buf.readUInt32LE(32);
+  return checkSegmentHeader(buf, file, size, path);
+}
+
+/** The checks of segmentHeader on a segment's first bytes; `what` names the file in errors. */
+export function checkSegmentHeader(buf: Uint8Array, file: WalFileName, size: number, what: string) {
+  const b = Buffer.from(buf.buffer, buf.byteOffset, Math.min(buf.byteLength, 40));
   const wrong = (why: string) =>
-    new LifeboatError('VERIFY_FAILED', `${path} is not WAL segment ${file.name}: ${why}`, {
+    new LifeboatError('VERIFY_FAILED', `${what} is not WAL segment ${file.name}: ${why}`, {
       hint: 'archive_command must pass %p, the file PostgreSQL names, unchanged',
     });
+  if (b.length < 40) throw wrong(`it holds ${b.length} bytes, less than a page header`);
+  const info = b.readUInt16LE(2);
+  const timeline = b.readUInt32LE(4);
+  const pageAddr = Number(b.readBigUInt64LE(8));
+  const systemIdentifier = b.readBigUInt64LE(24).toString();
+  const segmentSize = b.readUInt32LE(32);
   // XLP_LONG_HEADER: the first page of every segment carries the long header.
   if ((info & 0x0002) === 0) throw wrong('its first page has no long header');
   if (segmentSize !== size) throw wrong(`it holds ${size} bytes, its header says segments are ${segmentSize}`);
@@ -397,7 +409,9 @@ async function* gunzip(source: AsyncIterable<Uint8Array>, what: string): AsyncGe
  * restore_command: writes an archived file to `dest`, checked, through `<dest>.lifeboat-tmp`
  * and a rename, so PostgreSQL never sees half a file. A file that is not archived is
  * NOT_FOUND: PostgreSQL asks for files that do not exist (the next timeline's history, the
- * segment after the last) and takes a failure as "there is none".
+ * segment after the last) and takes a failure as "there is none". A segment not archived
+ * but streamed by the shipper comes from the stream: its streamed bytes, then zeros, where
+ * the replay finds the end of the log.
  */
 export async function fetchWal(
   runtime: WalRuntime,
@@ -409,27 +423,42 @@ export async function fetchWal(
   const started = Date.now();
   const file = walFileName(name);
   const t = runtime.target(target);
-  const record = await readWalRecord(runtime, t.name, file.name);
+  let record = await readWalRecord(runtime, t.name, file.name);
   // What was archived after `archivedBy` is taken as never archived: what a server that died then had left.
-  if (record && options.archivedBy && Date.parse(record.pushedAt) > options.archivedBy.getTime()) {
+  const late = record && options.archivedBy && Date.parse(record.pushedAt) > options.archivedBy.getTime();
+  if (late) record = null;
+  // A segment the archive does not hold (yet) may have been streamed: the one being written when the server died.
+  const streamed =
+    !record && file.kind === 'segment'
+      ? await readStreamedSegment(
+          runtime,
+          t.name,
+          file.name,
+          options.archivedBy ? { shippedBy: options.archivedBy } : {},
+        )
+      : null;
+  if (streamed) checkSegmentHeader(streamed.bytes, file, streamed.segmentSize, `streamed WAL of ${file.name}`);
+  if (!record && !streamed) {
     throw new LifeboatError(
       'NOT_FOUND',
-      `WAL file ${file.name} of target ${t.name} was archived at ${record.pushedAt}, after ${options.archivedBy.toISOString()}`,
+      late
+        ? `WAL file ${file.name} of target ${t.name} was archived after ${options.archivedBy?.toISOString()}, and was not streamed by then`
+        : `WAL file ${file.name} is not archived for target ${t.name}`,
       { retryable: false },
     );
-  }
-  if (!record) {
-    throw new LifeboatError('NOT_FOUND', `WAL file ${file.name} is not archived for target ${t.name}`, {
-      retryable: false,
-    });
   }
   const dest = resolve(destPath);
   const staging = join(dirname(dest), `.${basename(dest)}.lifeboat-tmp`);
   await rm(staging, { force: true });
   let handle: FileHandle | undefined;
+  const content: AsyncIterable<Uint8Array> = record
+    ? readArchivedWal(runtime, record)
+    : (async function* () {
+        yield (streamed as StreamedSegment).bytes;
+      })();
   try {
     handle = await open(staging, 'wx', 0o600);
-    for await (const chunk of readArchivedWal(runtime, record)) {
+    for await (const chunk of content) {
       let offset = 0;
       while (offset < chunk.byteLength) {
         const { bytesWritten } = await handle.write(chunk, offset, chunk.byteLength - offset);
@@ -446,11 +475,24 @@ export async function fetchWal(
     if (err instanceof LifeboatError) throw err;
     throw inStep(`fetch ${file.name} into ${dest}`, err);
   }
+  if (record) {
+    return {
+      target: t.name,
+      name: file.name,
+      source: 'archive',
+      size: record.size,
+      sha256: record.sha256,
+      durationMs: Date.now() - started,
+    };
+  }
+  const s = streamed as StreamedSegment;
   return {
     target: t.name,
     name: file.name,
-    size: record.size,
-    sha256: record.sha256,
+    source: 'stream',
+    size: s.bytes.length,
+    sha256: createHash('sha256').update(s.bytes).digest('hex'),
+    streamedBytes: s.covered,
     durationMs: Date.now() - started,
   };
 }

@@ -1,10 +1,11 @@
-// Ship mode: one long-running loop per target that ships the SQLite database's log (for a
-// SQLite target; a PostgreSQL target ships its WAL through archive_command) and the
+// Ship mode: one long-running loop per target that ships the database's log (SQLite's log
+// frames; PostgreSQL's WAL as pg_receivewal streams it, on top of archive_command) and the
 // append-only files every interval, and keeps the figures the metrics and drills read.
 import { resolve } from 'node:path';
 import type { ResolvedTarget, Runtime } from '@lifeboat/adapters';
 import type { Logger } from '../context.js';
 import { FileShipper } from './files.js';
+import { PostgresShipper } from './postgres.js';
 import { type ShipStats, SqliteShipper } from './sqlite.js';
 
 export interface Shipping {
@@ -28,11 +29,13 @@ export async function startShipping(options: {
   intervalMs?: number;
   /** Run rounds on a timer (default); false: only when round() is called. */
   loop?: boolean;
+  /** Where the target's database URL variable is read (default: this process's environment). */
+  env?: NodeJS.ProcessEnv;
   onRound?: (shipping: Shipping) => void;
 }): Promise<Shipping> {
   const { runtime, target, log } = options;
   const intervalMs = options.intervalMs ?? target.config.ship.intervalMs;
-  const shippers: Array<SqliteShipper | FileShipper> = [];
+  const shippers: Array<SqliteShipper | PostgresShipper | FileShipper> = [];
   const db = target.config.database;
   if (db?.engine === 'sqlite') {
     shippers.push(
@@ -45,8 +48,17 @@ export async function startShipping(options: {
       }),
     );
   }
+  if (db?.engine === 'postgres' && target.config.ship.postgres.stream) {
+    shippers.push(new PostgresShipper({ runtime, target, log, ...(options.env ? { env: options.env } : {}) }));
+  }
   shippers.push(new FileShipper({ runtime, target, log }));
-  for (const s of shippers) await s.start();
+  try {
+    for (const s of shippers) await s.start();
+  } catch (err) {
+    // A receiver already running, a lock already taken: released before the error goes up.
+    for (const s of shippers) await s.stop().catch(() => {});
+    throw err;
+  }
 
   let stopping = false;
   let running: Promise<void> = Promise.resolve();

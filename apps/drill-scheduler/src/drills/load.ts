@@ -6,15 +6,22 @@
 //
 // SQLite: a shipper streams the copy's database; the disaster stops it with no last round.
 // PostgreSQL: the copy's scratch database lives on the target's server, whose archive_command
-// ships WAL (`lifeboat wal push`); the server is not Lifeboat's to kill, so the restore
-// replays only the WAL archived by the disaster — what a server lost then would have left.
+// ships WAL (`lifeboat wal push`) and whose WAL a shipper streams (pg_receivewal, as `lifeboat
+// ship` does); the server is not Lifeboat's to kill, so the restore replays only the WAL
+// archived or streamed by the disaster — what a server lost then would have left.
 import { randomInt } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CommandTargetControl, openBooksSource, withTargetCredentials } from '@lifeboat/adapters';
-import { listBaseBackups, restoreSqliteFromStream, SqliteShipper, takeBaseBackup } from '@lifeboat/backup';
+import {
+  listBaseBackups,
+  PostgresShipper,
+  restoreSqliteFromStream,
+  SqliteShipper,
+  takeBaseBackup,
+} from '@lifeboat/backup';
 import { compactUtc } from '@lifeboat/domain';
 import { restorePostgresToPoint } from '@lifeboat/restore';
 import { check, StepFailed } from '../recorder.js';
@@ -27,6 +34,11 @@ export const LOAD_ORDERS_PER_SECOND = 100;
 /** How long the copy trades before the moment of the disaster, at least and at most (ms). */
 const LOAD_MIN_MS = 6_000;
 const LOAD_MAX_MS = 12_000;
+/**
+ * Orders created this long before the newest one restored may be missing without a gap: their
+ * transactions were in flight at the cut and committed after it.
+ */
+const IN_FLIGHT_MS = 1_000;
 
 export async function rpoUnderLoad(run: DrillRun): Promise<Measured> {
   const spec = run.target.config.drills.sandbox;
@@ -88,7 +100,23 @@ export async function rpoUnderLoad(run: DrillRun): Promise<Measured> {
       exchangeUrl: venueUrl,
       env: { LIFEBOAT_SANDBOX_ORDER_RATE: String(LOAD_ORDERS_PER_SECOND) },
     });
-    let shipper: SqliteShipper | null = null;
+    let shipper: SqliteShipper | PostgresShipper | null = null;
+    if (db.engine === 'postgres' && run.target.config.ship.postgres.stream) {
+      // The server's WAL streamed as the shipper does it, into a spool of the drill's own.
+      const spool = join(tmpdir(), `lifeboat-rpo-${compactUtc(run.disasterAt)}-${process.pid}-pg_wal`);
+      run.cleanups.push(() => rm(spool, { recursive: true, force: true }));
+      const s = new PostgresShipper({
+        runtime: run.ctx.runtime,
+        target: run.target,
+        log: run.ctx.log,
+        env: run.env,
+        spoolDir: spool,
+        applicationName: `lifeboat-drill-${process.pid}`,
+      });
+      run.cleanups.push(() => s.stop());
+      await s.start();
+      shipper = s;
+    }
     if (db.engine === 'sqlite') {
       const s = new SqliteShipper({
         runtime: run.ctx.runtime,
@@ -106,7 +134,7 @@ export async function rpoUnderLoad(run: DrillRun): Promise<Measured> {
       copy,
       streamKey,
       shipper,
-      detail: `a copy on ${copy.apiUrl} trading live at ${LOAD_ORDERS_PER_SECOND} orders/s on its own venue ${venueUrl}; ${shipper ? `shipping every ${run.target.config.ship.intervalMs} ms` : "its server's WAL archived by archive_command"}`,
+      detail: `a copy on ${copy.apiUrl} trading live at ${LOAD_ORDERS_PER_SECOND} orders/s on its own venue ${venueUrl}; ${shipper ? `shipping every ${run.target.config.ship.intervalMs} ms` : ''}${db.engine === 'postgres' ? `${shipper ? ', and ' : ''}its server's WAL archived by archive_command` : ''}`,
       evidence: { venue: venueUrl, stream: streamKey, ordersPerSecond: LOAD_ORDERS_PER_SECOND },
     };
   });
@@ -126,9 +154,7 @@ export async function rpoUnderLoad(run: DrillRun): Promise<Measured> {
     check(stopped.exitCode === 0, 'disaster', `the copy did not stop (exit ${stopped.exitCode}): ${stopped.output}`);
     return {
       at,
-      detail: shipper
-        ? `at ${at.toISOString()}, after ${shipper.stats.segments} segments (${shipper.stats.bytesShipped} bytes) shipped`
-        : `at ${at.toISOString()}; only the WAL archived by then counts`,
+      detail: `at ${at.toISOString()}${shipper ? `, after ${shipper.stats.segments} ${db.engine === 'postgres' ? 'pieces of WAL' : 'segments'} (${shipper.stats.bytesShipped} bytes) shipped` : ''}${db.engine === 'postgres' ? `; only the WAL archived${shipper ? ' or streamed' : ''} by then counts` : ''}`,
       evidence: {
         disasterAt: at.toISOString(),
         ...(shipper ? { segments: shipper.stats.segments, bytesShipped: shipper.stats.bytesShipped } : {}),
@@ -167,12 +193,25 @@ export async function rpoUnderLoad(run: DrillRun): Promise<Measured> {
     }
     const [kept, wrote] = await Promise.all([ordersOf(run, restoredBooks), ordersOf(run, live)]);
     const keptIds = new Set(kept.map((o) => o.client_order_id));
-    const missingBefore = wrote.slice(0, kept.length).filter((o) => !keptIds.has(o.client_order_id));
-    const unknown = kept.filter((o) => !wrote.some((w) => w.client_order_id === o.client_order_id));
+    // Commit order is the log's order, and writers on several connections commit orders out of
+    // the order they created them: one created a moment before the newest kept may have been
+    // in flight at the cut. Anything older missing is a gap.
+    const newestAt = kept.length ? Date.parse((kept.at(-1) as { created_at: string }).created_at) : 0;
+    const missingBefore = wrote.filter((o) => Date.parse(o.created_at) <= newestAt && !keptIds.has(o.client_order_id));
+    const gaps = missingBefore.filter((o) => newestAt - Date.parse(o.created_at) > IN_FLIGHT_MS);
+    const wroteIds = new Set(wrote.map((o) => o.client_order_id));
+    const unknown = kept.filter((o) => !wroteIds.has(o.client_order_id));
     check(
-      missingBefore.length === 0 && unknown.length === 0,
+      gaps.length === 0 && unknown.length === 0,
       'restore-latest',
-      `the restored orders are not a prefix of the copy's: ${missingBefore.length} missing before the newest kept, ${unknown.length} unknown`,
+      `the restored orders are not a prefix of the copy's: ${gaps.length} missing more than ${IN_FLIGHT_MS} ms before the newest kept (${kept.at(-1)?.created_at})${
+        gaps.length
+          ? `: ${gaps
+              .slice(0, 3)
+              .map((o) => `${o.client_order_id} of ${o.created_at}`)
+              .join(', ')}`
+          : ''
+      }; ${unknown.length} unknown`,
     );
     const newest = kept.at(-1)?.created_at ?? null;
     const rpo = newest === null ? null : seconds(run.disasterAt.getTime() - Date.parse(newest));
@@ -181,7 +220,7 @@ export async function rpoUnderLoad(run: DrillRun): Promise<Measured> {
     const acknowledged = before.filter((o) => o.exchange_order_id !== null).length;
     return {
       rpo,
-      detail: `${kept.length} of the ${before.length} orders written before the disaster kept (a prefix, no gap); the newest ${newest ?? 'none'}, ${rpo ?? 'n/a'} s before it`,
+      detail: `${kept.length} of the ${before.length} orders written before the disaster kept (a prefix, no gap${missingBefore.length ? `; ${missingBefore.length} in flight at the cut committed after it` : ''}); the newest ${newest ?? 'none'}, ${rpo ?? 'n/a'} s before it`,
       evidence: {
         restoredTo,
         ...pieces,
@@ -189,6 +228,7 @@ export async function rpoUnderLoad(run: DrillRun): Promise<Measured> {
         ordersWrittenBeforeDisaster: before.length,
         ordersTheVenueAcknowledged: acknowledged,
         ordersLost: Math.max(0, before.length - kept.length),
+        ordersInFlightAtCut: missingBefore.length,
         newestKept: newest,
       },
     };

@@ -6,6 +6,7 @@ import { SqliteEngine } from './sqlite.js';
 
 export { PostgresEngine, parseUrl, runPgTool } from './postgres.js';
 export * from './postgres-basebackup.js';
+export * from './postgres-receivewal.js';
 export * from './postgres-server.js';
 export { SqliteEngine } from './sqlite.js';
 

@@ -247,7 +247,8 @@ export function streamBaseBackup(url: string, options: { label: string; command?
   };
 }
 
-function redact(text: string, url: string): string {
+/** The URL's password, wherever it appears in `text`, as ***. */
+export function redact(text: string, url: string): string {
   const pw = parseUrl(url).password;
   return pw ? text.split(pw).join('***') : text;
 }

@@ -205,6 +205,26 @@ export const TargetConfig = z
          * difference while it was down (else it starts a new generation, with a snapshot).
          */
         checkpointMiB: z.number().min(0.0625).max(1024).default(1),
+        /** A PostgreSQL target's WAL, streamed as the server flushes it (`pg_receivewal`), on top of archive_command. */
+        postgres: z
+          .object({
+            /** Off: the archive alone, which holds a segment once the server closes it (archive_timeout). */
+            stream: z.boolean().default(true),
+            /**
+             * A physical replication slot (created when missing): the server keeps WAL until the
+             * shipper has it, even across a long outage of the shipper — and fills its disk if the
+             * shipper never comes back. Without one, WAL recycled while the shipper was away is
+             * left to the archive.
+             */
+            slot: z
+              .string()
+              .regex(/^[a-z0-9_]{1,63}$/, 'a slot name is lower-case letters, digits and _, at most 63')
+              .optional(),
+            /** Where pg_receivewal writes (relative to this file); default: a directory under the OS temp dir. */
+            spoolDir: z.string().min(1).optional(),
+          })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),
