@@ -9,6 +9,7 @@ export * from './handlers/prune.js';
 export { parseReplicateRequest, queueCopiesOn, replicate } from './handlers/replicate.js';
 export * from './handlers/verify.js';
 export * from './handlers/wal.js';
+export * from './handlers/wal-prune.js';
 export * from './handlers/wal-stream.js';
 export { archivePathFor, selectFiles } from './select-files.js';
 export * from './ship/files.js';

@@ -26,7 +26,7 @@ export interface ArchivingCluster {
 
 /**
  * Starts a cluster in `<dir>/pgdata` whose archive_command is `archiveCommand`, with
- * archive_timeout 1 s. `dir` is given to user postgres (archive_command and restore_command
+ * archive_timeout 1 s unless told otherwise. `dir` is given to user postgres (archive_command and restore_command
  * run as that user): whatever a test puts there must be readable by it. Fails, saying what is
  * missing, when PostgreSQL's server binaries cannot be found.
  */
@@ -35,6 +35,8 @@ export async function startArchivingCluster(options: {
   archiveCommand: string;
   /** WAL segment size (initdb --wal-segsize), MiB: 1 makes a switch a second cheap. */
   walSegmentMiB?: number;
+  /** archive_timeout in seconds (default 1; 0: off, a segment is archived only once full). */
+  archiveTimeoutSeconds?: number;
 }): Promise<ArchivingCluster> {
   const bin = await findPgBinaries();
   await chmod(options.dir, 0o755);
@@ -55,7 +57,7 @@ export async function startArchivingCluster(options: {
       'wal_level = replica',
       'archive_mode = on',
       `archive_command = '${options.archiveCommand.replaceAll("'", "''")}'`,
-      'archive_timeout = 1s',
+      `archive_timeout = ${options.archiveTimeoutSeconds ?? 1}s`,
       "lc_messages = 'C'",
       '',
     ].join('\n'),

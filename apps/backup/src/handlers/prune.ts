@@ -13,6 +13,7 @@ import type { Logger } from '../context.js';
 import { pruneStreams, type StreamPrune } from '../ship/prune.js';
 import { listBackups } from './catalog.js';
 import { asCandidates, readLocations } from './locations.js';
+import { pruneWal, type WalPrune } from './wal-prune.js';
 
 export interface PruneResult {
   target: string;
@@ -26,6 +27,8 @@ export interface PruneResult {
   deletedObjects: number;
   /** The continuous streams pruned with the primary's backups (null elsewhere). */
   streams: StreamPrune | null;
+  /** A PostgreSQL target's WAL archive and base backups, pruned with the primary's backups (null elsewhere). */
+  wal: WalPrune | null;
 }
 
 export async function pruneBackups(
@@ -89,12 +92,17 @@ export async function pruneBackups(
     const aborted = await runtime.store.cleanupIncomplete(layout.backupsPrefix(target), graceMs);
     abandoned.push(...aborted);
   }
-  // The streams are the primary's: what no kept backup needs goes with the backups.
+  // The streams and the WAL archive are the primary's: what no kept backup needs goes with the backups.
   let streams: StreamPrune | null = null;
+  let wal: WalPrune | null = null;
   const oldestKept = plan.keep.at(-1);
   if (runtime.locations.find((l) => l.name === runtime.locationName)?.primary && oldestKept) {
     streams = await pruneStreams(runtime, target, oldestKept.createdAt, { dryRun: options.dryRun });
     deletedObjects += options.dryRun ? 0 : streams.deletedObjects;
+    if (runtime.target(target).config.database?.engine === 'postgres') {
+      wal = await pruneWal(runtime, target, oldestKept.createdAt, { dryRun: options.dryRun, log: options.log });
+      deletedObjects += options.dryRun ? 0 : wal.deletedObjects;
+    }
   }
   return {
     target,
@@ -105,5 +113,6 @@ export async function pruneBackups(
     abandoned,
     deletedObjects,
     streams,
+    wal,
   };
 }

@@ -32,6 +32,7 @@ import {
 } from '../handlers/wal-stream.js';
 import type { ShipStats } from './sqlite.js';
 
+const LOCK_FILE = '.lifeboat-ship.pid';
 /** At most this much of a segment goes into one piece (a backlog ships over several rounds). */
 const MAX_PIECE_BYTES = 16 << 20;
 /** A receiver that ended is started again after this long. */
@@ -116,7 +117,7 @@ export class PostgresShipper {
     const deadline = Date.now() + 15_000;
     for (;;) {
       const p = await this.#probe.read();
-      if (p.received !== null && p.received >= wanted) break;
+      if ((p.received ?? (await this.#spoolReach())) >= wanted) break;
       if (!this.#receiver) throw this.#receiverFailed();
       if (Date.now() > deadline) {
         this.o.log.warn({ target: target.name }, 'ship postgres: the receiver has not caught up after 15 s');
@@ -126,24 +127,49 @@ export class PostgresShipper {
     }
   }
 
-  /** One shipper per spool: two receivers writing into one directory would ruin it. */
+  /** How far the spool holds the log, by its newest file (when the server does not show the receiver's position). */
+  async #spoolReach(): Promise<number> {
+    const size = this.#segmentSize;
+    const newest = (await readdir(this.#spool).catch(() => [] as string[]))
+      .filter((f) => parseWalFileName(f.replace(/\.partial$/, ''))?.kind === 'segment')
+      .sort()
+      .at(-1);
+    if (!newest) return 0;
+    const file = parseWalFileName(newest.replace(/\.partial$/, '')) as NonNullable<ReturnType<typeof parseWalFileName>>;
+    const start = segmentNumber(file, size) * size;
+    if (!newest.endsWith('.partial')) return start + size;
+    const bytes = await readFile(join(this.#spool, newest)).catch(() => Buffer.alloc(0));
+    let end = bytes.length;
+    while (end > 0 && bytes[end - 1] === 0) end--;
+    return start + end;
+  }
+
+  /**
+   * One shipper per spool: two receivers writing into one directory would ruin it. The lock
+   * names the shipper and its receiver; a shipper killed outright (SIGKILL) leaves its receiver
+   * running, and the next one ends it before starting its own.
+   */
   async #lock(): Promise<void> {
-    const file = join(this.#spool, '.lifeboat-ship.pid');
-    const held = Number((await readFile(file, 'utf8').catch(() => '')).trim());
-    if (held && held !== process.pid) {
-      let alive = true;
-      try {
-        process.kill(held, 0);
-      } catch {
-        alive = false;
-      }
-      if (alive) {
-        throw new LifeboatError(
-          'CONFLICT',
-          `another shipper (pid ${held}) streams the WAL of target ${this.o.target.name} into ${this.#spool}`,
-          { hint: 'one `lifeboat ship` per target, or give this one targets.<t>.ship.postgres.spoolDir of its own' },
-        );
-      }
+    const file = join(this.#spool, LOCK_FILE);
+    const [held, receiver] = (await readFile(file, 'utf8').catch(() => ''))
+      .trim()
+      .split(/\s+/)
+      .map((x) => Number(x) || 0);
+    if (held && held !== process.pid && alive(held)) {
+      throw new LifeboatError(
+        'CONFLICT',
+        `another shipper (pid ${held}) streams the WAL of target ${this.o.target.name} into ${this.#spool}`,
+        { hint: 'one `lifeboat ship` per target, or give this one targets.<t>.ship.postgres.spoolDir of its own' },
+      );
+    }
+    if (receiver && alive(receiver) && (await isReceiverOf(receiver, this.#spool))) {
+      this.o.log.warn(
+        { target: this.o.target.name, pid: receiver },
+        'ship postgres: ending the receiver a killed shipper left',
+      );
+      process.kill(receiver, 'SIGTERM');
+      for (let i = 0; i < 50 && alive(receiver); i++) await new Promise((r) => setTimeout(r, 100));
+      if (alive(receiver)) process.kill(receiver, 'SIGKILL');
     }
     await writeFile(file, `${process.pid}\n`);
     this.#locked = true;
@@ -195,6 +221,7 @@ export class PostgresShipper {
       ...(slot ? { slot } : {}),
     });
     this.#receiver = r;
+    if (r.child.pid) await writeFile(join(this.#spool, LOCK_FILE), `${process.pid} ${r.child.pid}\n`);
     this.#startedAt = Date.now();
     void r.exited.then(async (code) => {
       if (this.#receiver === r) this.#receiver = null;
@@ -221,11 +248,26 @@ export class PostgresShipper {
       await this.#spawn().catch(() => {});
     }
     const now = this.#now();
-    const positions = await this.#probe.read();
+    let positions = await this.#probe.read();
     this.#samples.push({ at: now, position: positions.server });
-    if (positions.received !== null) await this.#shipUpTo(positions.received, now);
+    // The receiver is a moment behind the server (it flushes, then reports): a round waits for it
+    // to reach where the server stood at the round's start, a little, rather than ship a round late.
+    const wait = Date.now() + Math.min(250, this.o.target.config.ship.intervalMs / 2);
+    while (
+      this.#receiver &&
+      positions.received !== null &&
+      positions.received < positions.server &&
+      Date.now() < wait
+    ) {
+      await new Promise((r) => setTimeout(r, 20));
+      const again = await this.#probe.read();
+      positions = { server: positions.server, received: again.received };
+    }
+    await this.#shipUpTo(positions.received, now);
     // The oldest change not yet shipped: the first sample beyond what the store holds.
-    const shippedTo = this.#shippedPosition();
+    // Up to the next 8-byte boundary: where the next record would begin. The zeros between are
+    // the end of the last record or nothing, and a restore pads a segment with zeros anyway.
+    const shippedTo = Math.ceil(this.#shippedPosition() / 8) * 8;
     this.#samples = this.#samples.filter((s) => s.position > shippedTo);
     this.stats.pendingSince = this.#samples[0]?.at ?? null;
     if (++this.#round % TIDY_EVERY === 0) await this.#tidy().catch(() => {});
@@ -242,7 +284,13 @@ export class PostgresShipper {
     return best;
   }
 
-  async #shipUpTo(received: number, now: Date): Promise<void> {
+  /**
+   * Ships what the receiver has flushed. With the receiver's flush position (the server shows
+   * it to superusers and pg_read_all_stats), exactly up to it; without, up to what reads the
+   * same twice, 10 ms apart, and stands on valid WAL pages: a read racing a write may see a
+   * later page before an earlier one, never both reads the same way.
+   */
+  async #shipUpTo(received: number | null, now: Date): Promise<void> {
     const size = this.#segmentSize;
     const files = (await readdir(this.#spool).catch(() => [] as string[]))
       .map((f) => ({ file: f, name: f.replace(/\.partial$/, '') }))
@@ -250,17 +298,26 @@ export class PostgresShipper {
       .sort((a, b) => (a.name < b.name ? -1 : 1));
     for (const { file, name } of files) {
       const segno = segmentNumber(parseWalFileName(name) as NonNullable<ReturnType<typeof parseWalFileName>>, size);
-      // The receiver reported this much flushed before the file was read: those bytes are whole.
-      const available = Math.min(size, Math.max(0, received - segno * size));
+      // A segment the receiver closed (renamed from .partial) is whole.
+      const whole = file === name;
+      const available = whole ? size : received === null ? size : Math.min(size, Math.max(0, received - segno * size));
       const shipped = await this.#shippedOf(name);
       if (available <= shipped) continue;
       const want = Math.min(available - shipped, MAX_PIECE_BYTES);
-      const payload = Buffer.alloc(want);
+      let payload: Buffer;
       let handle: Awaited<ReturnType<typeof open>> | undefined;
       try {
         handle = await open(join(this.#spool, file), 'r');
-        const { bytesRead } = await handle.read(payload, 0, want, shipped);
-        if (bytesRead !== want) continue;
+        const read = async () => {
+          const buf = Buffer.alloc(want);
+          const { bytesRead } = await (handle as NonNullable<typeof handle>).read(buf, 0, want, shipped);
+          return buf.subarray(0, bytesRead);
+        };
+        payload = await read();
+        if (!whole && received === null) {
+          await new Promise((r) => setTimeout(r, 10));
+          payload = payload.subarray(0, settledLength(payload, await read(), segno * size + shipped));
+        } else if (payload.length !== want) continue;
       } catch (err) {
         // Renamed from .partial as it closed: the next round finds it under its own name.
         if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
@@ -268,19 +325,20 @@ export class PostgresShipper {
       } finally {
         await handle?.close();
       }
+      if (payload.length === 0) continue;
       const header: PgStreamPieceHeader = {
         format: PG_STREAM_PIECE_FORMAT,
         segment: name,
         segmentSize: size,
         offset: shipped,
-        length: want,
+        length: payload.length,
         shippedAt: now.toISOString(),
-        ...(shipped === 0 ? { systemIdentifier: payload.readBigUInt64LE(24).toString() } : {}),
+        ...(shipped === 0 && payload.length >= 32 ? { systemIdentifier: payload.readBigUInt64LE(24).toString() } : {}),
       };
       const body = await encodeSegment({ ...header }, payload, this.o.runtime.recipients);
       await this.o.runtime.store.put(streamPieceKey(this.o.runtime, this.o.target.name, name, shipped, now), body);
-      this.#shipped.set(name, shipped + want);
-      this.stats.bytesShipped += want;
+      this.#shipped.set(name, shipped + payload.length);
+      this.stats.bytesShipped += payload.length;
       this.stats.segments++;
       this.stats.lastSegmentAt = now;
     }
@@ -345,6 +403,48 @@ export class PostgresShipper {
       if (!ended) r.child.kill('SIGKILL');
     }
     await this.#probe?.close();
-    if (this.#locked) await rm(join(this.#spool, '.lifeboat-ship.pid'), { force: true }).catch(() => {});
+    if (this.#locked) await rm(join(this.#spool, LOCK_FILE), { force: true }).catch(() => {});
   }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a process is a pg_receivewal writing into `spool` (a pid may have been reused since). */
+async function isReceiverOf(pid: number, spool: string): Promise<boolean> {
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+  const args = cmdline.split('\0');
+  return (args[0] ?? '').endsWith('pg_receivewal') && args.includes(`--directory=${spool}`);
+}
+
+/** PostgreSQL's WAL page size (XLOG_BLCKSZ as built by default). */
+const WAL_PAGE = 8192;
+
+/**
+ * How much of `first` (read at byte `position` of the log) is settled: the bytes the second read
+ * agrees with, without the zeros after the last byte written, and only over pages whose header
+ * names their own position (a page of zeros before a written one is a write not yet seen).
+ */
+export function settledLength(first: Buffer, second: Buffer, position: number): number {
+  let end = Math.min(first.length, second.length);
+  for (let i = 0; i < end; i++) {
+    if (first[i] !== second[i]) {
+      end = i;
+      break;
+    }
+  }
+  while (end > 0 && first[end - 1] === 0) end--;
+  // Each page begins with its header: magic (2 bytes), info (2), timeline (4), its own address (8).
+  const firstPage = Math.ceil(position / WAL_PAGE) * WAL_PAGE;
+  for (let page = firstPage; page - position < end; page += WAL_PAGE) {
+    const at = page - position;
+    if (at + 16 > first.length || Number(first.readBigUInt64LE(at + 8)) !== page) return at;
+  }
+  return end;
 }

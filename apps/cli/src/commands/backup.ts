@@ -326,6 +326,15 @@ export async function pruneCommand(
       console.log(
         `  streams: ${verb} ${result.streams.generations.length} database generation(s) and ${result.streams.fileSegments} file segment(s) that ended before the oldest backup kept`,
       );
+    if (result.wal) {
+      const w = result.wal;
+      if (w.keptFromSegment)
+        console.log(
+          `  wal: ${verb} ${w.baseBackups.length} base backup(s) and ${w.segments} WAL file(s) before ${w.keptFromSegment}, where the oldest base backup kept starts`,
+        );
+      for (const id of w.baseBackups) console.log(`  ${result.dryRun ? 'delete' : 'gone  '} base backup ${id}`);
+      if (w.note) console.log(`  wal: ${w.note}`);
+    }
   }
   for (const f of failures) console.error(`retention for ${target} in ${f.location} not applied: ${f.error}`);
   return failures.length ? EXIT.failed : EXIT.ok;

@@ -1,0 +1,216 @@
+// Streaming a PostgreSQL target's WAL (`lifeboat ship`): a cluster of this test's own whose
+// archive_command is the real `lifeboat wal push` and whose archive_timeout is off, so the
+// segment being written reaches the archive only when it is full, and only the stream holds
+// the newest commits. The shared server on :5432 is never touched.
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createRuntime, generateAgeKeyPair, parseConfig, type Runtime } from '@lifeboat/adapters';
+import {
+  fetchWal,
+  listStreamedPieces,
+  readStreamedSegment,
+  readWalRecord,
+  type Shipping,
+  startShipping,
+  takeBaseBackup,
+} from '@lifeboat/backup';
+import { walSegmentName } from '@lifeboat/domain';
+import { type ArchivingCluster, LIFEBOAT_BIN, REPO_ROOT, startArchivingCluster } from '@lifeboat/testkit';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { restorePostgresToPoint } from '../src/index.js';
+
+vi.setConfig({ testTimeout: 180_000, hookTimeout: 180_000 });
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const silent = { info() {}, warn() {}, error() {}, debug() {} } as never;
+
+let cluster: ArchivingCluster | undefined;
+let dir: string;
+let configFile: string;
+let runtime: Runtime;
+let env: NodeJS.ProcessEnv;
+let appUrl: string;
+let nextId = 1;
+const children: ChildProcess[] = [];
+
+async function insertRows(n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    const id = nextId++;
+    await cluster?.sql(appUrl, 'INSERT INTO orders (id, note) VALUES ($1, $2)', [id, `order ${id}`]);
+  }
+}
+
+async function currentSegment(): Promise<string> {
+  const [row] = (await cluster?.sql(cluster.adminUrl, 'SELECT pg_walfile_name(pg_current_wal_lsn()) AS name')) ?? [];
+  return row?.name as string;
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lifeboat-ship-pg-'));
+  await mkdir(join(dir, 'store'));
+  const keys = await generateAgeKeyPair();
+  await writeFile(join(dir, 'identity.txt'), keys.file, { mode: 0o600 });
+  configFile = join(dir, 'lifeboat.yaml');
+  const document = {
+    store: { type: 'fs', path: 'store' },
+    encryption: { recipients: [keys.recipient], identityFile: 'identity.txt' },
+    targets: {
+      trading: {
+        root: 'target',
+        database: { engine: 'postgres', urlEnv: 'TRADING_DB_URL' },
+        ship: { intervalMs: 200, postgres: { spoolDir: 'spool' } },
+      },
+    },
+  };
+  await writeFile(configFile, JSON.stringify(document, null, 2));
+  await mkdir(join(dir, 'target'));
+  // No silent skip: without PostgreSQL's server binaries this fails, saying what is missing.
+  cluster = await startArchivingCluster({
+    dir,
+    archiveCommand: `${process.execPath} ${LIFEBOAT_BIN} wal push %p --config ${configFile} --target trading`,
+    walSegmentMiB: 1,
+    archiveTimeoutSeconds: 0,
+  });
+  await cluster.sql(cluster.adminUrl, "CREATE ROLE trader LOGIN REPLICATION PASSWORD 'ship-test-pw'");
+  await cluster.sql(cluster.adminUrl, 'CREATE DATABASE trading OWNER trader');
+  appUrl = `postgres://trader:ship-test-pw@127.0.0.1:${cluster.port}/trading`;
+  await cluster.sql(appUrl, 'CREATE TABLE orders (id int PRIMARY KEY, note text)');
+  env = { ...process.env, TRADING_DB_URL: appUrl };
+  runtime = createRuntime(parseConfig(document, configFile, dir), env);
+  // The archive's first file comes from archive_command (the cluster's owner makes the store's
+  // directories its own), then a base backup to restore from.
+  const [first] = await cluster.sql(cluster.adminUrl, 'SELECT pg_walfile_name(pg_switch_wal()) AS name');
+  const deadline = Date.now() + 60_000;
+  while (!(await readWalRecord(runtime, 'trading', first?.name as string))) {
+    if (Date.now() > deadline) throw new Error(`${first?.name} was not archived in 60 s`);
+    await sleep(100);
+  }
+  await takeBaseBackup(runtime, 'trading', { env });
+});
+
+afterAll(async () => {
+  for (const c of children) c.kill('SIGKILL');
+  await cluster?.stop();
+  if (dir && !process.env.LIFEBOAT_TEST_KEEP) await rm(dir, { recursive: true, force: true });
+});
+
+describe('lifeboat ship on a PostgreSQL target', () => {
+  let shipping: Shipping | undefined;
+
+  it('streams what the server flushed, encrypted, where the archive has none of it yet', async () => {
+    const target = runtime.target('trading');
+    shipping = await startShipping({ runtime, target, log: silent, loop: false, env });
+    expect(shipping.streams.map((s) => s.stream)).toContain('postgres');
+    await insertRows(20);
+    const segment = await currentSegment();
+    await shipping.round();
+    // Nothing wrote between the server's position and the round: no change waits.
+    expect(shipping.lagSeconds().postgres).toBe(0);
+
+    expect(await readWalRecord(runtime, 'trading', segment)).toBeNull();
+    const pieces = (await listStreamedPieces(runtime, 'trading')).get(segment) ?? [];
+    expect(pieces.length).toBeGreaterThan(0);
+    for (const p of pieces) {
+      const stored = await readFile(join(dir, 'store', ...p.key.split('/')));
+      expect(stored.subarray(0, 21).toString()).toBe('age-encryption.org/v1');
+    }
+    const [flush] = await cluster!.sql(cluster!.adminUrl, 'SELECT pg_current_wal_flush_lsn()::text AS lsn');
+    const [hi, lo] = String(flush?.lsn)
+      .split('/')
+      .map((x) => Number.parseInt(x, 16)) as [number, number];
+    const streamed = await readStreamedSegment(runtime, 'trading', segment);
+    expect(streamed).not.toBeNull();
+    // Up to the server's flush position, but for zeros the last record may end with (records are 8-byte aligned).
+    const flushed = (hi * 2 ** 32 + lo) % (1 << 20);
+    expect(streamed?.covered).toBeLessThanOrEqual(flushed);
+    expect(streamed?.covered).toBeGreaterThan(flushed - 8);
+
+    // restore_command's view: the segment comes whole from the stream, zeros after the streamed bytes.
+    const out = join(dir, 'fetched');
+    const fetched = await fetchWal(runtime, 'trading', segment, out);
+    expect(fetched.source).toBe('stream');
+    expect(fetched.size).toBe(1 << 20);
+    expect((await readFile(out)).subarray(streamed?.covered).every((b) => b === 0)).toBe(true);
+  });
+
+  it('a restore to the latest point holds the commits only the stream has', async () => {
+    shipping ??= await startShipping({ runtime, target: runtime.target('trading'), log: silent, loop: false, env });
+    await insertRows(10);
+    await shipping?.round();
+    const segment = await currentSegment();
+    expect(await readWalRecord(runtime, 'trading', segment)).toBeNull();
+    const server = await restorePostgresToPoint(runtime, 'trading', { at: 'latest', env });
+    try {
+      const url = new URL(server.url);
+      url.pathname = '/trading';
+      const rows = await cluster!.sql(url.toString(), 'SELECT count(*)::int AS n, max(id) AS top FROM orders');
+      const log = await readFile(server.logFile, 'utf8').catch(() => '');
+      expect(rows[0], log.slice(-3000)).toEqual({ n: nextId - 1, top: nextId - 1 });
+      expect(server.lastSegment ?? segment).toBe(segment);
+    } finally {
+      await server.stop({ remove: true });
+    }
+    await shipping?.stop();
+  });
+
+  it('a shipper killed with SIGKILL: the next one ends the receiver it left and goes on with no gap and no duplicate', async () => {
+    const start = (args: string[]) => {
+      const child = spawn(
+        process.execPath,
+        [LIFEBOAT_BIN, 'ship', '--config', configFile, '--target', 'trading', ...args],
+        { cwd: REPO_ROOT, env: { ...env, LIFEBOAT_REDIS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      children.push(child);
+      let output = '';
+      child.stdout?.on('data', (d) => {
+        output += d;
+      });
+      child.stderr?.on('data', (d) => {
+        output += d;
+      });
+      const exited = new Promise<number | null>((r) => child.once('exit', r));
+      return { child, exited, output: () => output };
+    };
+    const before = await listStreamedPieces(runtime, 'trading');
+    const countBefore = [...before.values()].reduce((n, p) => n + p.length, 0);
+    const first = start([]);
+    // Shipping: new pieces appear as rows are written.
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      await insertRows(5);
+      await sleep(300);
+      const now = await listStreamedPieces(runtime, 'trading');
+      if ([...now.values()].reduce((n, p) => n + p.length, 0) > countBefore + 2) break;
+      if (Date.now() > deadline) throw new Error(`the shipper shipped nothing in 30 s: ${first.output()}`);
+    }
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const lock = (await readFile(join(dir, 'spool', '.lifeboat-ship.pid'), 'utf8')).trim().split(/\s+/).map(Number);
+    const orphan = lock[1] as number;
+    expect(orphan).toBeGreaterThan(0);
+    expect(() => process.kill(orphan, 0)).not.toThrow();
+
+    await insertRows(15);
+    const [written] = await cluster!.sql(cluster!.adminUrl, 'SELECT pg_current_wal_flush_lsn()::text AS lsn');
+    const second = start(['--once', '--json']);
+    const code = await second.exited;
+    expect(code, second.output()).toBe(0);
+    expect(() => process.kill(orphan, 0)).toThrow();
+
+    // Every segment's pieces chain from byte 0 with no hole and no offset shipped twice.
+    for (const [segment, pieces] of await listStreamedPieces(runtime, 'trading')) {
+      const offsets = pieces.map((p) => p.offset);
+      expect(new Set(offsets).size, `${segment}: ${offsets.join(', ')}`).toBe(offsets.length);
+      expect(offsets[0], segment).toBe(0);
+      const s = await readStreamedSegment(runtime, 'trading', segment, { pieces });
+      expect(s?.pieces, segment).toBe(pieces.length);
+    }
+    // The second shipper's one round shipped at least everything written before it started.
+    const lo = Number.parseInt(String(written?.lsn).split('/')[1] as string, 16);
+    const segment = walSegmentName(1, Math.floor(lo / (1 << 20)), 1 << 20);
+    const covered = (await readStreamedSegment(runtime, 'trading', segment))?.covered as number;
+    expect(covered).toBeGreaterThan((lo % (1 << 20)) - 8);
+  });
+});
