@@ -1,6 +1,7 @@
 // rpo-under-load on a PostgreSQL target: a live demo whose database lives on a cluster of
 // this test's own with continuous archiving on (archive_command is the real `lifeboat wal
-// push`, archive_timeout 1 s). The shared server on :5432 is never reconfigured.
+// push`, archive_timeout 1 s) and whose WAL the drill's shipper streams (pg_receivewal). The
+// shared server on :5432 is never reconfigured.
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,17 +90,17 @@ afterAll(async () => {
 });
 
 describe('rpo-under-load on a PostgreSQL target', () => {
-  it('replays only the WAL archived by the disaster: a prefix of the orders with no gap, within the RPO target', async () => {
+  it('replays only the WAL archived or streamed by the disaster: a prefix of the orders with no gap, within 5 s', async () => {
     const run = await lifeboat(['drill', 'run', 'rpo-under-load', '--config', config, '--json']);
     const report = json<DrillReport>(run);
     expect(report.verdict, report.failure ?? '').toBe('PASS');
     expect(run.code).toBe(0);
     expect(report.measured.rpo_seconds).not.toBeNull();
     expect(report.measured.rpo_seconds as number).toBeGreaterThanOrEqual(0);
-    // Within the order-history target. The RPO itself is the archiver's lag: about 1 s here on
-    // a quiet machine, far more when other test files load both cores (each `wal push` is a
-    // process of its own), so the 5 s bound is measured by running the drill alone, not here.
-    expect(report.measured.rpo_seconds as number).toBeLessThanOrEqual(report.targets.rpo_seconds as number);
+    // The issue's bound: at most 5 s. The shipper streams the WAL a round behind the server,
+    // whatever the archiver's backlog (which, with a push process per segment, reached 35 s on
+    // a loaded host before the stream existed).
+    expect(report.measured.rpo_seconds as number).toBeLessThanOrEqual(5);
     const e = report.evidence as { ordersWrittenBeforeDisaster: number; ordersKept: number; ordersLost: number };
     expect(e.ordersWrittenBeforeDisaster).toBeGreaterThan(300);
     expect(e.ordersKept).toBeGreaterThan(0);
