@@ -12,11 +12,15 @@ export interface CheckedDatabase {
   tables: Record<string, number>;
 }
 
-/** Throws VERIFY_FAILED unless the database passes its check and holds the manifest's row counts. */
+/**
+ * Throws VERIFY_FAILED unless the database passes its check and holds the expected row
+ * counts: the manifest's, or (`against`) those of the server a dump was taken from.
+ */
 export function assertMatchesManifest(
   checked: { integrity: { ok: boolean; detail: string }; tables?: Record<string, number> },
   expected: Record<string, number>,
   where: string,
+  against = 'the manifest',
 ): CheckedDatabase {
   if (!checked.integrity.ok) {
     throw new LifeboatError('VERIFY_FAILED', `${where} fails its integrity check: ${checked.integrity.detail}`, {
@@ -26,9 +30,9 @@ export function assertMatchesManifest(
   const tables = checked.tables ?? {};
   const diffs = Object.entries(expected)
     .filter(([t, n]) => tables[t] !== n)
-    .map(([t, n]) => `${t} ${tables[t] ?? 'missing'} (manifest ${n})`);
+    .map(([t, n]) => `${t} ${tables[t] ?? 'missing'} (expected ${n})`);
   if (diffs.length) {
-    throw new LifeboatError('VERIFY_FAILED', `${where}: row counts differ from the manifest: ${diffs.join(', ')}`);
+    throw new LifeboatError('VERIFY_FAILED', `${where}: row counts differ from ${against}: ${diffs.join(', ')}`);
   }
   return { integrity: checked.integrity, tables };
 }
@@ -93,6 +97,11 @@ export interface StagedPostgres {
   checked: CheckedDatabase;
 }
 
+/** The staging database a restore started at `stamp` makes beside the target's: `<db>_restore_<stamp>`. */
+export function stagingDatabaseName(targetUrl: string, stamp: string): string {
+  return `${databaseName(targetUrl)}_restore_${stamp}`.slice(0, 63);
+}
+
 /** Restores a pg_dump custom-format file into a new database `<db>_restore_<stamp>` and checks it. */
 export async function restorePostgresStaging(
   targetUrl: string,
@@ -100,11 +109,62 @@ export async function restorePostgresStaging(
   stamp: string,
   expected: Record<string, number>,
 ): Promise<StagedPostgres> {
-  const target = databaseName(targetUrl);
-  const name = `${target}_restore_${stamp}`.slice(0, 63);
-  const parsed = parseUrl(targetUrl);
+  const name = stagingDatabaseName(targetUrl, stamp);
   await withClient(maintenanceUrl(targetUrl), (c) => c.query(`CREATE DATABASE ${quoteIdent(name)}`));
-  const stagingUrl = withDatabase(targetUrl, name);
+  await pgRestore(targetUrl, name, dumpFile);
+  const tables = await countRows(withDatabase(targetUrl, name));
+  return {
+    name,
+    checked: assertMatchesManifest(
+      { integrity: { ok: true, detail: 'pg_restore --exit-on-error completed' }, tables },
+      expected,
+      `database ${name}`,
+    ),
+  };
+}
+
+/**
+ * Puts another dump in the place of the one restored into this restore's staging database
+ * (the roll-forward's, replayed from the WAL archive): the staging database is dropped and
+ * made again, so nothing of the first dump stays, then the dump is restored and its row
+ * counts checked against `expected`, those of the server it was taken from. Only the staging
+ * database of the restore started at `stamp` is ever dropped: never the target's own.
+ */
+export async function replacePostgresStaging(
+  targetUrl: string,
+  stagedName: string,
+  stamp: string,
+  dumpFile: string,
+  expected: Record<string, number>,
+  against: string,
+): Promise<StagedPostgres> {
+  if (stagedName !== stagingDatabaseName(targetUrl, stamp) || stagedName === databaseName(targetUrl)) {
+    throw new LifeboatError('INTERNAL', `${stagedName} is not the staging database of this restore: it is not dropped`);
+  }
+  await withClient(maintenanceUrl(targetUrl), async (c) => {
+    await c.query(
+      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+      [stagedName],
+    );
+    await c.query(`DROP DATABASE IF EXISTS ${quoteIdent(stagedName)}`);
+    await c.query(`CREATE DATABASE ${quoteIdent(stagedName)}`);
+  });
+  await pgRestore(targetUrl, stagedName, dumpFile);
+  const tables = await countRows(withDatabase(targetUrl, stagedName));
+  return {
+    name: stagedName,
+    checked: assertMatchesManifest(
+      { integrity: { ok: true, detail: 'pg_restore --exit-on-error completed' }, tables },
+      expected,
+      `database ${stagedName}`,
+      against,
+    ),
+  };
+}
+
+/** pg_restore of a custom-format dump into an existing database of the target's server, as the target's user. */
+async function pgRestore(targetUrl: string, name: string, dumpFile: string): Promise<void> {
+  const parsed = parseUrl(targetUrl);
   const restored = await runPgTool(
     'pg_restore',
     [
@@ -112,7 +172,7 @@ export async function restorePostgresStaging(
       '--no-privileges',
       '--exit-on-error',
       '--no-password',
-      `--dbname=${parseUrl(stagingUrl).safe}`,
+      `--dbname=${parseUrl(withDatabase(targetUrl, name)).safe}`,
       dumpFile,
     ],
     parsed.password === undefined ? {} : { PGPASSWORD: parsed.password },
@@ -127,24 +187,28 @@ export async function restorePostgresStaging(
       },
     );
   }
-  const tables = await withClient(stagingUrl, async (c) => {
+}
+
+/** Rows of every user table, keyed as a backup's manifest keys them: `table` in public, `schema.table` elsewhere. */
+async function countRows(url: string): Promise<Record<string, number>> {
+  return withClient(url, async (c) => {
+    const { rows } = await c.query<{ schema: string; name: string }>(
+      `SELECT n.nspname AS schema, c.relname AS name
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE c.relkind IN ('r', 'p')
+          AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+          AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+        ORDER BY n.nspname, c.relname`,
+    );
     const out: Record<string, number> = {};
-    for (const t of Object.keys(expected)) {
-      const { rows } = await c
-        .query<{ n: string }>(`SELECT count(*)::text AS n FROM ${quoteIdent(t)}`)
-        .catch(() => ({ rows: [] as Array<{ n: string }> }));
-      if (rows[0]) out[t] = Number(rows[0].n);
+    for (const { schema, name } of rows) {
+      const counted = await c.query<{ n: string }>(
+        `SELECT count(*)::text AS n FROM ${quoteIdent(schema)}.${quoteIdent(name)}`,
+      );
+      out[schema === 'public' ? name : `${schema}.${name}`] = Number(counted.rows[0]?.n);
     }
     return out;
   });
-  return {
-    name,
-    checked: assertMatchesManifest(
-      { integrity: { ok: true, detail: 'pg_restore --exit-on-error completed' }, tables },
-      expected,
-      `database ${name}`,
-    ),
-  };
 }
 
 /**

@@ -32,6 +32,7 @@ import {
 import type { RestoreContext } from './context.js';
 import { checkSqliteFile, restorePostgresStaging, swapPostgres, swapSqlite } from './database.js';
 import type { PlanStep, StepOutcome } from './plan.js';
+import { NO_STREAM_HINT, rollForwardPostgres } from './roll-forward-postgres.js';
 
 /** Where a restore writes: production paths, or a sandbox that never touches them. */
 export interface Destination {
@@ -62,6 +63,8 @@ export interface RunState {
   extracted: string | null;
   stagedSqlite: string | null;
   stagedPostgres: string | null;
+  /** What the staged database holds, for the timeline: the backup's copy, or that rolled forward to when. */
+  databaseSource?: string;
   movedAside: string[];
   healthyAt: Date | null;
   reconciliation: ReconcileJobResult | null;
@@ -377,6 +380,7 @@ export function restoreDatabaseStaging(s: RunState): PlanStep {
       if (facts.engine === 'sqlite') {
         const checked = await checkSqliteFile(file, facts.tables);
         s.stagedSqlite = file;
+        s.databaseSource = `backup ${s.backupId} as taken (${s.manifest?.createdAt})`;
         return {
           outcome: `SQLite integrity ${checked.integrity.detail}; row counts equal to the manifest`,
           evidence: { integrity: checked.integrity, tables: checked.tables },
@@ -389,6 +393,7 @@ export function restoreDatabaseStaging(s: RunState): PlanStep {
         );
       const staged = await restorePostgresStaging(s.dest.postgresUrl, file, s.stamp, facts.tables);
       s.stagedPostgres = staged.name;
+      s.databaseSource = `backup ${s.backupId}'s dump alone (taken ${s.manifest?.createdAt})`;
       return {
         outcome: `pg_restore into ${staged.name}; row counts equal to the manifest`,
         evidence: { database: staged.name, tables: staged.checked.tables },
@@ -398,16 +403,26 @@ export function restoreDatabaseStaging(s: RunState): PlanStep {
 }
 
 /**
- * Continuous protection: the staged database (SQLite) and append-only files brought forward
- * from the stream (`lifeboat ship`) to the point in time, or to the newest point shipped.
- * The stream is used only where it goes past the backup, and a file only where its streamed
- * bytes begin with the backup's own (else it is another file: rotated since, say).
+ * Continuous protection: the staged database and append-only files brought forward to the
+ * point in time, or to the newest point there is. SQLite and the files come from the stream
+ * (`lifeboat ship`); PostgreSQL from its base backup and archived WAL, replayed in a scratch
+ * server (roll-forward-postgres.ts). The stream is used only where it goes past the backup,
+ * and a file only where its streamed bytes begin with the backup's own (else it is another
+ * file: rotated since, say).
  */
 export function rollForward(s: RunState): PlanStep {
   return step(
     'roll-forward',
-    'bring the database and the append-only files forward from the continuous stream, to the point in time or the newest point shipped',
-    [s.staging],
+    'bring the database and the append-only files forward to the point in time, or the newest point there is: SQLite and the files from the continuous stream, PostgreSQL by replaying its base backup and archived WAL in a scratch server',
+    [
+      s.staging,
+      ...(s.dest.postgresUrl
+        ? [
+            'a scratch PostgreSQL server on 127.0.0.1 (base backup + archived WAL)',
+            `the staging database beside ${s.dest.databaseLabel}`,
+          ]
+        : []),
+    ],
     async () => {
       if (!s.request.stream) return { skipped: true, outcome: 'the request asked for the backup alone (--no-stream)' };
       if (!s.manifest || !s.extracted) throw new LifeboatError('INTERNAL', 'nothing extracted');
@@ -416,14 +431,18 @@ export function rollForward(s: RunState): PlanStep {
       const target = s.target.name;
       const at = s.request.pointInTime ? new Date(s.request.pointInTime) : undefined;
       const backupAt = Date.parse(s.manifest.createdAt);
+      /** What was rolled forward, and what was not and why. */
       const done: string[] = [];
+      const notes: string[] = [];
       const evidence: Record<string, unknown> = {};
+      // A store that does not answer (the primary down: the backup came from another location)
+      // leaves the backup as it is, and says so.
+      let reachable = true;
       if (s.stagedSqlite) {
-        // A store that does not answer (the primary down: the backup came from another location)
-        // leaves the backup as it is, and says so.
         const end = await streamEnd(runtime, target).catch((err: Error) => {
           if (!(err instanceof LifeboatError && err.code === 'STORE_UNREACHABLE')) throw err;
-          done.push(`not rolled forward: the stream's store does not answer (${err.message})`);
+          reachable = false;
+          notes.push(`not rolled forward: the stream's store does not answer (${err.message})`);
           return null;
         });
         if (end && end.getTime() > backupAt) {
@@ -432,7 +451,7 @@ export function rollForward(s: RunState): PlanStep {
             throw new LifeboatError(
               err instanceof LifeboatError ? err.code : 'VERIFY_FAILED',
               `the continuous stream does not restore: ${err.message}`,
-              { hint: '`lifeboat restore --no-stream` restores the backup alone' },
+              { hint: NO_STREAM_HINT },
             );
           });
           if (Date.parse(r.recoveredTo) > backupAt) {
@@ -447,11 +466,38 @@ export function rollForward(s: RunState): PlanStep {
             await rename(file, s.stagedSqlite);
             done.push(`database to ${r.recoveredTo} (generation ${r.generation}, ${r.segments} segments)`);
             evidence.database = { ...r, tables: checked.tables };
+            s.databaseSource = `backup ${s.backupId} + the stream to ${r.recoveredTo}`;
           }
         }
       }
+      if (s.stagedPostgres && s.dest.postgresUrl) {
+        const r = await rollForwardPostgres({
+          runtime,
+          target,
+          env: s.ctx.env ?? process.env,
+          log: s.ctx.log,
+          ...(s.request.pointInTime ? { at: s.request.pointInTime } : {}),
+          backup: {
+            createdAt: s.manifest.createdAt,
+            ...(s.manifest.consistency.method === 'pg_dump-snapshot' && s.manifest.consistency.position
+              ? { position: s.manifest.consistency.position }
+              : {}),
+          },
+          destinationUrl: s.dest.postgresUrl,
+          stagedName: s.stagedPostgres,
+          stamp: s.stamp,
+          dir: join(s.staging, 'roll-forward'),
+        });
+        evidence.database = r.evidence;
+        if (r.result === 'rolled') {
+          done.push(r.detail);
+          s.databaseSource = `base backup ${r.baseBackupId} + WAL to ${r.recoveredTo}, in place of backup ${s.backupId}'s dump`;
+        } else {
+          if (r.result === 'unreachable') reachable = false;
+          notes.push(r.detail);
+        }
+      }
       const files: Array<{ path: string; bytes: number; shippedAt: string }> = [];
-      const reachable = !done.some((d) => d.startsWith('not rolled forward'));
       for (const e of s.manifest.entries) {
         if (!reachable || e.appendOnlyOffset === undefined || e.secret) continue;
         const streamed = await streamedFile(runtime, target, e.source, at);
@@ -464,9 +510,10 @@ export function rollForward(s: RunState): PlanStep {
         done.push(`${files.length} append-only file(s) (+${files.reduce((n, f) => n + f.bytes, 0)} bytes)`);
         evidence.files = files;
       }
-      if (done.length === 0) return { skipped: true, outcome: 'no stream goes past the backup' };
-      if (!reachable) return { skipped: true, outcome: done.join('; ') };
-      return { outcome: `rolled forward: ${done.join('; ')}`, evidence };
+      if (done.length === 0) {
+        return { skipped: true, outcome: notes.length ? notes.join('; ') : 'no stream goes past the backup', evidence };
+      }
+      return { outcome: `rolled forward: ${[...done, ...notes].join('; ')}`, evidence };
     },
   );
 }
@@ -482,16 +529,16 @@ export function swapDatabase(s: RunState): PlanStep {
         const aside = await swapSqlite(s.stagedSqlite, s.dest.sqlite, s.stamp);
         s.movedAside.push(...aside);
         return {
-          outcome: aside.length ? `moved aside ${aside.map((p) => basename(p)).join(', ')}` : 'no database was there',
-          evidence: { movedAside: aside, database: s.dest.sqlite },
+          outcome: `${aside.length ? `moved aside ${aside.map((p) => basename(p)).join(', ')}` : 'no database was there'}; the database now holds ${s.databaseSource}`,
+          evidence: { movedAside: aside, database: s.dest.sqlite, databaseSource: s.databaseSource },
         };
       }
       if (s.stagedPostgres && s.dest.postgresUrl) {
         const aside = await swapPostgres(s.dest.postgresUrl, s.stagedPostgres, s.stamp);
         if (aside) s.movedAside.push(`postgres database ${aside}`);
         return {
-          outcome: aside ? `renamed the damaged database to ${aside}` : 'no database was there',
-          evidence: { movedAside: aside },
+          outcome: `${aside ? `renamed the damaged database to ${aside}` : 'no database was there'}; the database now holds ${s.databaseSource}`,
+          evidence: { movedAside: aside, databaseSource: s.databaseSource },
         };
       }
       throw new LifeboatError('INTERNAL', 'no restored database to swap in');
@@ -603,8 +650,12 @@ export function swapInFiles(s: RunState): PlanStep {
       await rename(s.extracted, s.dest.root);
       s.extracted = null;
       return {
-        outcome: `restored files in ${s.dest.root}`,
-        evidence: { root: s.dest.root, movedAside: [...s.movedAside] },
+        outcome: `restored files in ${s.dest.root}${s.databaseSource ? `; the database holds ${s.databaseSource}` : ''}`,
+        evidence: {
+          root: s.dest.root,
+          movedAside: [...s.movedAside],
+          ...(s.databaseSource ? { databaseSource: s.databaseSource } : {}),
+        },
       };
     },
   );
