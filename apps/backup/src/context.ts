@@ -2,7 +2,7 @@
 // from real adapters, tests from test ones.
 import { hostname } from 'node:os';
 import type { Runtime } from '@lifeboat/adapters';
-import type { JobProgress, ReplicateRequestInput } from '@lifeboat/domain';
+import type { JobProgress, LockProvider, ReplicateRequestInput } from '@lifeboat/domain';
 
 /** The subset of a pino logger the handlers use. */
 export interface Logger {
@@ -16,6 +16,8 @@ export interface BackupContext {
   log: Logger;
   progress?: (p: JobProgress) => void;
   signal?: AbortSignal;
+  /** The queued job this run is for, recorded in the manifest: a second run of the job finds its backup. */
+  jobId?: string;
   now?: () => Date;
   /** Directory for the database snapshot while it is archived (default: the OS temp dir). */
   stagingDir?: string;
@@ -23,6 +25,8 @@ export interface BackupContext {
   version?: string;
   /** Queues a copy of a committed backup to another location (queue `replicate`); returns its job id. */
   replicate?: (request: ReplicateRequestInput) => Promise<{ jobId: string }>;
+  /** Where two runs for one schedule slot take turns (Redis, or a lock file beside the configuration). */
+  locks?: LockProvider;
 }
 
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };

@@ -1,14 +1,17 @@
 // The backup app's process: a BullMQ worker on queue `backup` with an ops server (default),
 // or `once` mode that runs one backup and exits non-zero on failure (a Kubernetes CronJob).
+import { join } from 'node:path';
 import {
   auditedHandler,
   BullMqJobBus,
   configPath,
   createAuditTrail,
+  createLockProvider,
   createLogger,
   createRuntime,
   exitOnStartupFailure,
   ingestAll,
+  jobLockMs,
   loadConfig,
   openCatalogFromEnv,
   type Runtime,
@@ -53,10 +56,18 @@ async function main(): Promise<void> {
         url: redisUrl,
         prefix: process.env.LIFEBOAT_QUEUE_PREFIX ?? 'lifeboat',
         onError: (err) => log.error({ err: { message: err.message } }, 'redis connection error'),
+        lockMs: jobLockMs(),
       })
     : null;
   // Every job it runs goes into the audit trail (completed or failed, with a small summary).
   const audit = await createAuditTrail(runtime, { log });
+  // Two runs for one schedule slot take turns: on Redis when there is one (pods on many hosts),
+  // else on a lock file beside the configuration (one host), as the audit trail does.
+  const locks = createLockProvider({
+    redisUrl: redisUrl ?? '',
+    dir: join(loaded.baseDir, '.lifeboat', 'locks'),
+    prefix: process.env.LIFEBOAT_QUEUE_PREFIX ?? 'lifeboat',
+  });
   // Copies to other locations: queued for a replicate worker, or made here when there is no
   // Redis (a CronJob alone), each recorded as a worker would record it.
   const copies: Array<Promise<boolean>> = [];
@@ -86,15 +97,22 @@ async function main(): Promise<void> {
       .catch((err: Error) => log.warn({ err: { message: err.message } }, 'copy lag not measured'));
   };
 
+  // A metric label names a configured target: bad input must not add series (or throw making one).
+  const configuredTarget = (payload: unknown) => {
+    const name = (payload as { target?: unknown } | null)?.target;
+    return typeof name === 'string' && Object.hasOwn(loaded.config.targets, name) ? name : 'unknown';
+  };
+
   const run = async (payload: unknown, job?: JobContext) => {
     const started = Date.now();
-    const target = (payload as { target?: string } | null)?.target ?? 'unknown';
+    const target = configuredTarget(payload);
     try {
       const ctx: BackupContext = {
         runtime,
         log: log.child({ jobId: job?.jobId }),
         replicate: queueCopy(bus),
-        ...(job ? { progress: job.progress, signal: job.signal } : {}),
+        locks,
+        ...(job ? { jobId: job.jobId, progress: job.progress, signal: job.signal } : {}),
       };
       const result = await backup(payload, ctx);
       metrics.lastSuccess.set({ target: result.target }, Date.now() / 1000);
@@ -127,6 +145,7 @@ async function main(): Promise<void> {
     // Recorded in the audit trail as the worker records its jobs: the annual audit counts
     // backups retention has since removed from there.
     try {
+      // Not the job's id: `once:<pid>` repeats from run to run (pid 1 in a container), so it names no one backup.
       const result = await auditedHandler(audit.trail, 'backup', (payload) => run(payload), {
         actor: 'backup-cronjob',
         log,
@@ -141,6 +160,7 @@ async function main(): Promise<void> {
     } finally {
       await bus?.close();
       await audit.close();
+      await locks.close();
     }
     return;
   }
@@ -199,6 +219,7 @@ async function main(): Promise<void> {
       () => replicator.close(),
       () => bus.close(),
       () => audit.close(),
+      () => locks.close(),
     ],
   });
 }

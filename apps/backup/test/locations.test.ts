@@ -5,9 +5,9 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRuntime, loadConfig, type Runtime } from '@lifeboat/adapters';
+import { createRuntime, loadConfig, type Runtime, sha256hex } from '@lifeboat/adapters';
 import { replicate, silentLogger } from '@lifeboat/backup';
-import { layout, type RestoreResult } from '@lifeboat/domain';
+import { layout, type RestoreResult, sealManifest } from '@lifeboat/domain';
 import { type CliRun, getTestStack, lifeboat, type PrivateS3, startPrivateS3, type TestStack } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -143,7 +143,11 @@ describe('backup locations', () => {
     manifest.backupId = backupId;
     manifest.archive.key = layout.archive('demo', backupId, true);
     await rt.store.put(manifest.archive.key, archive);
-    await rt.store.put(layout.manifest('demo', backupId), Buffer.from(JSON.stringify(manifest)));
+    // Sealed again: the manifest is sound, only the archive is not.
+    await rt.store.put(
+      layout.manifest('demo', backupId),
+      Buffer.from(JSON.stringify(sealManifest(manifest, sha256hex, null))),
+    );
 
     await expect(
       replicate({ target: 'demo', backupId, location: 'tertiary' }, { runtime: rt, log: silentLogger }),

@@ -1,11 +1,13 @@
 // Shared set-up for commands: the configuration, the wired adapters, and the job bus —
 // in-process by default, BullMQ when LIFEBOAT_REDIS_URL is set.
+import { join } from 'node:path';
 import {
   type AuditTrailHandle,
   auditedHandler,
   configPath,
   createAuditTrail,
   createJobBus,
+  createLockProvider,
   createLogger,
   createRuntime,
   loadConfig,
@@ -59,6 +61,8 @@ export async function openBus(runtime: Runtime): Promise<JobBus> {
             progress: job.progress,
             signal: job.signal,
             replicate: queueCopiesOn(bus),
+            // Two commands for one schedule slot (--scheduled-at) at once make one backup.
+            locks: createLockProvider({ dir: join(runtime.loaded.baseDir, '.lifeboat', 'locks') }),
           }),
         { actor, log },
       ),

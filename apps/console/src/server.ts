@@ -108,6 +108,8 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
     trustProxy: process.env.LIFEBOAT_CONSOLE_TRUST_PROXY === 'true',
     bodyLimit: 64 * 1024,
     ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: 'array', allErrors: false } },
+    // A URL the router refuses (a bad escape, a parameter over its length) gets the API's error body too.
+    frameworkErrors: (err, _req, reply) => sendError(reply, err.statusCode ?? 400, 'INVALID_REQUEST', err.message),
   });
   app.decorateRequest('principal', null);
   app.decorateRequest('auditDetails', null as unknown as Record<string, unknown>);
@@ -258,11 +260,15 @@ export async function buildConsole(deps: ConsoleDeps): Promise<FastifyInstance> 
   app.setErrorHandler((err, req, reply) => {
     const e = err as Error & { validation?: unknown; validationContext?: string; statusCode?: number; code?: string };
     if (e.validation) {
+      // ajv's message for a key too many does not say which: name it.
+      const [first] = e.validation as Array<{ keyword?: string; params?: { additionalProperty?: unknown } }>;
+      const extra =
+        first?.keyword === 'additionalProperties' ? ` (${JSON.stringify(first.params?.additionalProperty)})` : '';
       return sendError(
         reply,
         400,
         'INVALID_REQUEST',
-        `${e.validationContext ?? 'request'}: ${e.message.replace(/^(body|params|querystring)\/?/, '')}`,
+        `${e.validationContext ?? 'request'}: ${e.message.replace(/^(body|params|querystring)\/?\s*/, '')}${extra}`,
       );
     }
     if (isLifeboatError(err)) {

@@ -13,6 +13,7 @@ import {
   createRuntime,
   exitOnStartupFailure,
   ingestAll,
+  jobLockMs,
   loadConfig,
   openCatalogFromEnv,
   serveWorker,
@@ -85,6 +86,7 @@ async function main(): Promise<void> {
     url: redisUrl,
     prefix,
     onError: (err) => log.error({ err: { message: err.message } }, 'redis connection error'),
+    lockMs: jobLockMs(),
   });
   const through = async <T>(queue: 'backup' | 'restore' | 'reconcile', payload: { target?: string }) => {
     const { jobId } = await bus.enqueue(queue, payload, { attempts: 1 });

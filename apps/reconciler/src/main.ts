@@ -9,6 +9,7 @@ import {
   createRuntime,
   exitOnStartupFailure,
   ingestAll,
+  jobLockMs,
   loadConfig,
   openCatalogFromEnv,
   serveWorker,
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
     url: redisUrl,
     prefix: process.env.LIFEBOAT_QUEUE_PREFIX ?? 'lifeboat',
     onError: (err) => log.error({ err: { message: err.message } }, 'redis connection error'),
+    lockMs: jobLockMs(),
   });
   // Every job it runs goes into the audit trail (completed or failed, with a small summary).
   const audit = await createAuditTrail(runtime, { log });
@@ -65,7 +67,9 @@ async function main(): Promise<void> {
       audit.trail,
       'reconcile',
       async (payload, job) => {
-        const target = (payload as { target?: string } | null)?.target ?? 'unknown';
+        // A metric label names a configured target: bad input must not add series (or throw making one).
+        const named = (payload as { target?: unknown } | null)?.target;
+        const target = typeof named === 'string' && Object.hasOwn(loaded.config.targets, named) ? named : 'unknown';
         // Job data lives in Redis: a database URL with a password must come from the config's urlEnv.
         const internal = (payload as { internal?: unknown } | null)?.internal;
         if (typeof internal === 'string' && /^postgres(ql)?:\/\/[^/@]*:[^/@]*@/i.test(internal)) {

@@ -2,7 +2,7 @@
 // one, or a new PostgreSQL database), checked there (integrity, row counts against the
 // manifest), then swapped in by rename, the damaged one kept aside under a dated name.
 import { existsSync } from 'node:fs';
-import { rename } from 'node:fs/promises';
+import { link, rename } from 'node:fs/promises';
 import { inspectDatabaseFile, parseUrl, runPgTool } from '@lifeboat/adapters';
 import { LifeboatError } from '@lifeboat/domain';
 import pg from 'pg';
@@ -52,10 +52,12 @@ export async function swapSqlite(staged: string, live: string, stamp: string): P
   const aside: string[] = [];
   const asideBase = `${live}.corrupted-${stamp}`;
   for (const suffix of SIDE_FILES) {
-    if (existsSync(live + suffix)) {
-      await rename(live + suffix, asideBase + suffix);
-      aside.push(asideBase + suffix);
-    }
+    if (!existsSync(live + suffix)) continue;
+    // The live file keeps its name until the restored one takes it (a second name first, then
+    // a rename over it): a crash in between leaves one database or the other there, never none.
+    if (suffix === '') await link(live, asideBase).catch(() => rename(live, asideBase));
+    else await rename(live + suffix, asideBase + suffix);
+    aside.push(asideBase + suffix);
   }
   await rename(staged, live);
   return aside;

@@ -11,6 +11,7 @@ import {
   createRuntime,
   exitOnStartupFailure,
   ingestAll,
+  jobLockMs,
   loadConfig,
   openCatalogFromEnv,
   serveWorker,
@@ -52,6 +53,7 @@ async function main(): Promise<void> {
     url: redisUrl,
     prefix,
     onError: (err) => log.error({ err: { message: err.message } }, 'redis connection error'),
+    lockMs: jobLockMs(),
   });
   const locks = createLockProvider({ redisUrl, dir: loaded.baseDir, prefix });
   let seq = 0;

@@ -13,7 +13,7 @@ import {
 } from '@lifeboat/adapters';
 import {
   extractBackup,
-  listBackups,
+  readCatalog,
   readManifest,
   restoreSqliteFromStream,
   streamEnd,
@@ -319,7 +319,8 @@ export function selectBackup(s: RunState): PlanStep {
 async function pickIn(s: RunState, location: Runtime): Promise<{ id: string; manifest: Manifest } | string> {
   const primary = location.locations.find((l) => l.name === location.locationName)?.primary === true;
   const needsDatabase = Boolean(s.target.config.database);
-  const usable = (await listBackups(location, s.target.name)).filter(
+  const catalog = await readCatalog(location, s.target.name);
+  const usable = catalog.backups.filter(
     (b) =>
       (primary ? b.verification?.ok !== false : b.verification?.ok === true) &&
       (!needsDatabase || b.database !== null) &&
@@ -328,7 +329,9 @@ async function pickIn(s: RunState, location: Runtime): Promise<{ id: string; man
   let id: string | undefined;
   if (s.request.backup !== 'latest') {
     id = usable.find((b) => b.backupId === s.request.backup)?.backupId;
-    if (!id) return `no usable copy of backup ${s.request.backup}`;
+    // A manifest refused (damaged, its seal broken) says why, rather than that there is none.
+    const refused = catalog.unreadable.find((u) => u.backupId === s.request.backup);
+    if (!id) return refused ? refused.problem : `no usable copy of backup ${s.request.backup}`;
   } else if (s.request.pointInTime) {
     const at = Date.parse(s.request.pointInTime);
     id = usable.filter((b) => Date.parse(b.createdAt) <= at).at(-1)?.backupId;

@@ -5,6 +5,7 @@ export * from './audit/index.js';
 export * from './books/index.js';
 export * from './catalog/index.js';
 export * from './config/load.js';
+export * from './config/manifest-key.js';
 export * from './config/runtime.js';
 export * from './database/index.js';
 export * from './job-bus/index.js';

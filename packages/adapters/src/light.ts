@@ -3,8 +3,9 @@
 // is encrypted or decrypted, no database drivers, no job bus. A full `Runtime` has the same
 // shape, so the use cases take either.
 import { resolve } from 'node:path';
-import type { ObjectStore, StoreConfig } from '@lifeboat/domain';
+import type { ManifestKey, ObjectStore, StoreConfig } from '@lifeboat/domain';
 import { type LoadedConfig, type ResolvedTarget, resolvePath, resolveTarget } from './config/load.js';
+import { manifestKeyFrom } from './config/manifest-key.js';
 
 export { parallelGzip } from './archive/gzip.js';
 export { configPath, type LoadedConfig, loadConfig, type ResolvedTarget, resolveTarget } from './config/load.js';
@@ -19,6 +20,8 @@ export interface LightRuntime {
   recipients: readonly string[];
   /** The configured identities; empty when none is configured. */
   identities(): Promise<string[]>;
+  /** The key manifests are sealed with; null when none is configured. */
+  manifestKey(): ManifestKey | null;
 }
 
 /** The primary store, loading only its own backend. */
@@ -59,6 +62,7 @@ export async function openLightRuntime(
         });
       return identities;
     },
+    manifestKey: () => manifestKeyFrom(config.backup.manifestKeyEnv, env),
   };
 }
 

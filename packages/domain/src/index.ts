@@ -30,6 +30,7 @@ export * from './schemas/manifest.js';
 export * from './schemas/reconcile.js';
 export * from './schemas/reconcile-job.js';
 export * from './schemas/restore.js';
+export * from './schemas/seal.js';
 export * from './target-schema.js';
 export * from './units.js';
 export * from './wal.js';

@@ -1,6 +1,9 @@
 // PostgreSQL's write-ahead log as a chain of named files: segment names and their arithmetic,
 // log sequence numbers, timeline history, and which archived segments a recovery can replay
 // from a base backup before it runs out. Pure: the store is read elsewhere.
+
+// Base backup manifests are sealed as backup manifests are; `wal push` loads only this module.
+export { manifestSealProblem, sealManifest } from './schemas/seal.js';
 export * from './schemas/wal.js';
 
 /** PostgreSQL's default segment size (`initdb --wal-segsize` changes it: 1 MiB to 1 GiB, a power of two). */

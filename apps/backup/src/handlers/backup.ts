@@ -5,19 +5,29 @@ import { createReadStream } from 'node:fs';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, isAbsolute, relative, resolve, sep } from 'node:path';
-import { type ResolvedTarget, type TarSourceEntry, type TarWrittenEntry, writeArchive } from '@lifeboat/adapters';
+import {
+  type ResolvedTarget,
+  sha256hex,
+  type TarSourceEntry,
+  type TarWrittenEntry,
+  writeArchive,
+} from '@lifeboat/adapters';
 import {
   BackupRequest,
   BackupResult,
+  compactUtc,
   type DatabaseSnapshot,
   describeZodError,
   inStep,
+  isLifeboatError,
+  type Lease,
   LifeboatError,
   layout,
   MANIFEST_FORMAT,
   Manifest,
   type ManifestEntry,
   makeBackupId,
+  sealManifest,
 } from '@lifeboat/domain';
 import { type BackupContext, contextDefaults, throttled } from '../context.js';
 import { type CutFile, cutFiles } from '../cut.js';
@@ -41,23 +51,97 @@ function sqliteSource(target: ResolvedTarget): string | undefined {
   return rel.startsWith('..') || isAbsolute(rel) ? basename(db.path) : rel.split(sep).join('/');
 }
 
-/** The committed backup for a schedule slot, unless it failed its verification. */
-async function existingForSlot(ctx: BackupContext, target: string, scheduledAt: string) {
-  const slot = new Date(scheduledAt).getTime();
+/**
+ * The committed backup this request already has, unless it failed its verification: the one
+ * for its schedule slot, or the one an earlier run of the same job committed before it died
+ * (killed while verifying, say), so a job run again makes no second backup.
+ */
+async function existingFor(ctx: BackupContext, target: string, scheduledAt: string | undefined) {
+  if (!scheduledAt && !ctx.jobId) return undefined;
+  const slot = scheduledAt ? new Date(scheduledAt).getTime() : Number.NaN;
   return (await listBackups(ctx.runtime, target)).find(
-    (b) => b.scheduledAt !== undefined && new Date(b.scheduledAt).getTime() === slot && b.verification?.ok !== false,
+    (b) =>
+      b.verification?.ok !== false &&
+      ((b.scheduledAt !== undefined && new Date(b.scheduledAt).getTime() === slot) ||
+        (ctx.jobId !== undefined && b.jobId === ctx.jobId)),
   );
+}
+
+/** How long a schedule slot's lock lives without renewal; renewed every third of it. */
+const SLOT_LOCK_TTL_MS = 30_000;
+/** Pause between looks at a slot's lock while another run holds it. */
+const SLOT_WAIT_MS = 1_000;
+
+/**
+ * Takes the lock of a schedule slot, waiting while another run holds it; null when no lock
+ * could be had for another reason (logged): the lock guards against a rare overlap, and a
+ * lock directory that cannot be written (a read-only config mount) must not cost the backup.
+ */
+async function takeSlot(ctx: BackupContext, target: string, scheduledAt: string): Promise<Lease | null> {
+  if (!ctx.locks) return null;
+  const name = `backup:${target}:${compactUtc(new Date(scheduledAt))}`;
+  const holder = `backup ${contextDefaults(ctx).host} pid ${process.pid}`;
+  let told = false;
+  for (;;) {
+    try {
+      return await ctx.locks.acquire(name, holder, SLOT_LOCK_TTL_MS);
+    } catch (err) {
+      if (!isLifeboatError(err) || err.code !== 'CONFLICT') {
+        ctx.log.warn(
+          { scheduledAt, err: { message: (err as Error).message } },
+          'the lock of this slot could not be taken; going on without it',
+        );
+        return null;
+      }
+    }
+    if (!told) ctx.log.info({ scheduledAt }, 'another run is making the backup for this slot; waiting for it');
+    told = true;
+    ctx.signal?.throwIfAborted();
+    await new Promise((r) => setTimeout(r, SLOT_WAIT_MS));
+  }
+}
+
+/** Proves a committed backup reads back as written, to the level `backup.verifyAfter` asks; throws VERIFY_FAILED when it does not. */
+async function verifyCommitted(
+  ctx: BackupContext,
+  target: string,
+  backupId: string,
+): Promise<BackupResult['verification']> {
+  const level = ctx.runtime.loaded.config.backup.verifyAfter;
+  if (level === 'none') return level;
+  ctx.progress?.({ phase: `verify-${level}` });
+  const record = await verifyBackup(ctx.runtime, target, backupId, level, ctx);
+  if (!record.ok) {
+    throw new LifeboatError(
+      'VERIFY_FAILED',
+      `backup ${backupId} failed its ${level} verification: ${record.problems.join('; ')}`,
+    );
+  }
+  return level;
 }
 
 /** Runs one backup. Bad input fails at once; a crash at any point leaves no manifest. */
 export async function backup(payload: unknown, ctx: BackupContext): Promise<BackupResult> {
   const request = parseBackupRequest(payload);
+  // Two runs for one slot at once (a CronJob fired twice) take turns on the slot's lock: the
+  // second finds the first one's backup instead of making another.
+  const slot = request.scheduledAt ? await takeSlot(ctx, request.target, request.scheduledAt) : null;
+  try {
+    return await makeBackup(request, ctx, slot);
+  } finally {
+    await slot?.release();
+  }
+}
+
+async function makeBackup(request: BackupRequest, ctx: BackupContext, slot: Lease | null): Promise<BackupResult> {
   const { now, host, version } = contextDefaults(ctx);
   const started = Date.now();
   const { runtime, log } = ctx;
   const target = runtime.target(request.target);
   const store = runtime.store;
   const settings = runtime.loaded.config.backup;
+  // Read first: a key configured but not set stops the backup before anything is written.
+  const sealKey = runtime.manifestKey();
 
   const includeDatabase = request.kind !== 'state';
   const includeFiles = request.kind !== 'database';
@@ -67,26 +151,28 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     });
   }
 
-  if (request.scheduledAt) {
-    const existing = await existingForSlot(ctx, target.name, request.scheduledAt);
-    if (existing) {
-      log.info({ backupId: existing.backupId, scheduledAt: request.scheduledAt }, 'backup for this slot exists');
-      return BackupResult.parse({
-        backupId: existing.backupId,
-        target: target.name,
-        manifestKey: layout.manifest(target.name, existing.backupId),
-        bytes: existing.bytes,
-        sourceBytes: existing.sourceBytes,
-        durationMs: 0,
-        entries: existing.entries,
-        encrypted: existing.encrypted,
-        omitted: [],
-        verification: 'none',
-        deduplicated: true,
-        // The run that made it may have died before queueing its copies; the job ids make this idempotent.
-        replication: await queueCopies(ctx, target.name, existing.backupId),
-      });
-    }
+  const existing = await existingFor(ctx, target.name, request.scheduledAt);
+  if (existing) {
+    log.info(
+      { backupId: existing.backupId, scheduledAt: request.scheduledAt, jobId: ctx.jobId },
+      ctx.jobId && existing.jobId === ctx.jobId ? 'backup for this job exists' : 'backup for this slot exists',
+    );
+    return BackupResult.parse({
+      backupId: existing.backupId,
+      target: target.name,
+      manifestKey: layout.manifest(target.name, existing.backupId),
+      bytes: existing.bytes,
+      sourceBytes: existing.sourceBytes,
+      durationMs: 0,
+      entries: existing.entries,
+      encrypted: existing.encrypted,
+      omitted: [],
+      // The run that made it may have died before proving it readable.
+      verification: existing.verification ? 'none' : await verifyCommitted(ctx, target.name, existing.backupId),
+      deduplicated: true,
+      // The run that made it may have died before queueing its copies; the job ids make this idempotent.
+      replication: await queueCopies(ctx, target.name, existing.backupId),
+    });
   }
 
   try {
@@ -214,6 +300,7 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
       reason: request.reason,
       requestedBy: request.requestedBy,
       ...(request.scheduledAt ? { scheduledAt: request.scheduledAt } : {}),
+      ...(ctx.jobId ? { jobId: ctx.jobId } : {}),
       createdAt: createdAt.toISOString(),
       host,
       tool: { name: 'lifeboat' as const, version },
@@ -261,16 +348,22 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     }
     report.flush();
 
-    // 3. The commit point: the manifest, written last.
-    const manifest = checked({
-      ...manifestBase(),
-      database,
-      completedAt: now().toISOString(),
-      entries,
-      archive: { ...archiveFacts, size: written.size, sha256: written.sha256 },
-    });
+    // 3. The commit point: the manifest, written last, sealed (docs/FORMAT.md §3).
+    const manifest = sealManifest(
+      checked({
+        ...manifestBase(),
+        database,
+        completedAt: now().toISOString(),
+        entries,
+        archive: { ...archiveFacts, size: written.size, sha256: written.sha256 },
+      }),
+      sha256hex,
+      sealKey,
+    );
     const manifestKey = layout.manifest(target.name, backupId);
     try {
+      // A run that lost its slot's lock (stalled past the lease) may share the slot with another: it stops here.
+      slot?.assertHeld();
       await store.put(manifestKey, Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`));
     } catch (err) {
       throw inStep('write manifest', err);
@@ -282,17 +375,7 @@ export async function backup(payload: unknown, ctx: BackupContext): Promise<Back
     );
 
     // 4. Prove the stored copy reads back as written.
-    const level = settings.verifyAfter;
-    if (level !== 'none') {
-      ctx.progress?.({ phase: `verify-${level}` });
-      const record = await verifyBackup(runtime, target.name, backupId, level, ctx);
-      if (!record.ok) {
-        throw new LifeboatError(
-          'VERIFY_FAILED',
-          `backup ${backupId} failed its ${level} verification: ${record.problems.join('; ')}`,
-        );
-      }
-    }
+    const level = await verifyCommitted(ctx, target.name, backupId);
 
     return BackupResult.parse({
       backupId,

@@ -10,6 +10,7 @@ import {
   type ResolvedTarget,
   type Runtime,
   readServerFacts,
+  sha256hex,
   streamBaseBackup,
 } from '@lifeboat/adapters';
 import {
@@ -22,6 +23,7 @@ import {
   layout,
   makeBaseBackupId,
   parseLsn,
+  sealManifest,
   segmentBefore,
   segmentOf,
   walSegmentName,
@@ -96,6 +98,8 @@ export async function takeBaseBackup(
   const t = runtime.target(target);
   const url = postgresUrl(runtime, t, options.env ?? process.env);
   const { store } = runtime;
+  // Read first: a key configured but not set stops the base backup before it starts.
+  const sealKey = runtime.manifestKey();
 
   let facts: Awaited<ReturnType<typeof readServerFacts>>;
   try {
@@ -238,7 +242,8 @@ export async function takeBaseBackup(
       throw new LifeboatError('INTERNAL', describeZodError(manifest.error, 'base backup manifest'));
     const manifestKey = layout.baseBackupManifest(t.name, id);
     try {
-      await store.put(manifestKey, Buffer.from(`${JSON.stringify(manifest.data, null, 2)}\n`));
+      const sealed = sealManifest(manifest.data, sha256hex, sealKey);
+      await store.put(manifestKey, Buffer.from(`${JSON.stringify(sealed, null, 2)}\n`));
     } catch (err) {
       throw inStep(`base backup of ${t.name}: write manifest`, err);
     }

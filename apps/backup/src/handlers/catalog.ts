@@ -1,11 +1,12 @@
 // The catalog of a target's backups, read from the object store: a backup exists when its
 // manifest does; verification records beside it say whether it was proven readable.
-import type { Runtime } from '@lifeboat/adapters';
+import { type Runtime, sha256hex } from '@lifeboat/adapters';
 import {
   describeZodError,
   LifeboatError,
   layout,
   type Manifest,
+  manifestSealProblem,
   parseBackupKey,
   parseStoredManifest,
 } from '@lifeboat/domain';
@@ -23,6 +24,8 @@ export interface BackupSummary {
   kind: Manifest['kind'];
   createdAt: string;
   scheduledAt?: string;
+  /** The job that made it, when a job did. */
+  jobId?: string;
   reason: string;
   bytes: number;
   sourceBytes: number;
@@ -67,8 +70,13 @@ export async function latestVerification(
   return latest;
 }
 
+/**
+ * Reads a stored manifest and checks its seal (docs/FORMAT.md §3): one that does not parse,
+ * or whose seal does not hold, is refused with VERIFY_FAILED naming its key.
+ */
 export async function readManifest(runtime: Runtime, target: string, backupId: string) {
   const key = layout.manifest(target, backupId);
+  const sealKey = runtime.manifestKey();
   const bytes = await runtime.store.getBytes(key).catch((err) => {
     if (err instanceof LifeboatError && err.code === 'NOT_FOUND') {
       throw new LifeboatError(
@@ -81,12 +89,23 @@ export async function readManifest(runtime: Runtime, target: string, backupId: s
     }
     throw err;
   });
+  let json: unknown;
+  let manifest: ReturnType<typeof parseStoredManifest>;
   try {
-    return parseStoredManifest(JSON.parse(Buffer.from(bytes).toString('utf8')));
+    json = JSON.parse(Buffer.from(bytes).toString('utf8'));
+    manifest = parseStoredManifest(json);
   } catch (err) {
     const why = err instanceof ZodError ? describeZodError(err) : (err as Error).message.split('\n')[0];
     throw new LifeboatError('VERIFY_FAILED', `manifest ${key} is not a valid Lifeboat manifest: ${why}`);
   }
+  // The seal covers the bytes as stored, so it is checked on what was read, not on the parsed copy.
+  const problem = manifestSealProblem(json, sha256hex, sealKey);
+  if (problem) {
+    throw new LifeboatError('VERIFY_FAILED', `manifest ${key} refused: ${problem}`, {
+      hint: 'use another backup; if every manifest is refused, check that backup.manifestKeyEnv holds the key they were sealed with',
+    });
+  }
+  return manifest;
 }
 
 export interface Catalog {
@@ -129,6 +148,7 @@ export async function readCatalog(runtime: Runtime, target: string): Promise<Cat
       kind: m.kind,
       createdAt: m.createdAt,
       ...(m.scheduledAt ? { scheduledAt: m.scheduledAt } : {}),
+      ...(m.jobId ? { jobId: m.jobId } : {}),
       reason: m.reason,
       bytes: m.archive.size,
       sourceBytes: m.entries.reduce((n, e) => n + e.size, 0),

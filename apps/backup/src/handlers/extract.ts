@@ -52,13 +52,45 @@ export async function extractBackup(
       identities: manifest.archive.encryption ? await runtime.identities() : [],
       onBytes: (bytes) => report.push({ phase: 'extract', bytes, totalBytes: manifest.archive.size }),
     });
-    const files = await extractEntries(opened.entries, staging, {
+    // The entry being read, for naming where damage showed (as `verify --full` does), and the
+    // files already written whose checksums disagree with the manifest.
+    let current: string | undefined;
+    const seen = new Set<string>();
+    const mismatched: string[] = [];
+    const tracked = (async function* () {
+      try {
+        for (;;) {
+          current = undefined;
+          const next = await opened.entries.next();
+          if (next.done) return;
+          current = next.value.path;
+          seen.add(current);
+          yield next.value;
+        }
+      } finally {
+        await opened.entries.return(undefined);
+      }
+    })();
+    const files = await extractEntries(tracked, staging, {
       // Only what the manifest lists is written, at the path the target had it.
       map: (entry) => bySource.get(entry.path)?.source ?? null,
       mode: (entry) => {
         const e = bySource.get(entry.path);
         return e?.secret ? 0o600 : (e?.mode ?? 0o644) & 0o777;
       },
+      onFile: (f) => {
+        const e = bySource.get(f.entry);
+        if (e && (e.sha256 !== f.sha256 || e.size !== f.size)) mismatched.push(f.entry);
+      },
+    }).catch((err: unknown) => {
+      if (!(err instanceof LifeboatError && err.code === 'VERIFY_FAILED')) throw err;
+      // Between entries (read-ahead runs a little ahead), the next one expected; past the last, the last read.
+      const next = current ?? manifest.entries.find((e) => !seen.has(e.path))?.path;
+      const where = next ? ` at entry ${next}` : seen.size ? ` after entry ${[...seen].at(-1)}` : '';
+      const also = mismatched.length ? `; already read and not as the manifest says: ${mismatched.join(', ')}` : '';
+      throw new LifeboatError('VERIFY_FAILED', `backup ${backupId} is damaged${where}: ${err.message}${also}`, {
+        hint: 'nothing was extracted; use another backup',
+      });
     });
     report.flush();
     const problems: string[] = [];

@@ -11,7 +11,7 @@ import {
 } from '@lifeboat/domain';
 import type { Logger } from '../context.js';
 import { pruneStreams, type StreamPrune } from '../ship/prune.js';
-import { listBackups } from './catalog.js';
+import { readCatalog } from './catalog.js';
 import { asCandidates, readLocations } from './locations.js';
 import { pruneWal, type WalPrune } from './wal-prune.js';
 
@@ -38,7 +38,7 @@ export async function pruneBackups(
 ): Promise<PruneResult> {
   const now = options.now ?? new Date();
   const policy = runtime.retention;
-  const backups = await listBackups(runtime, target);
+  const { backups, unreadable } = await readCatalog(runtime, target);
   let plan = planRetention(asCandidates(backups), policy, now);
   if (plan.delete.length && runtime.locations.length > 1) {
     // Copies span locations: the only verified copy of a backup another location still wants stays.
@@ -55,14 +55,17 @@ export async function pruneBackups(
     );
   }
 
-  // Objects under a backup id with no manifest belong to a backup that never committed.
+  // Objects under a backup id with no manifest belong to a backup that never committed. One
+  // whose manifest exists but is refused (damaged, its seal broken, a key not the one it was
+  // sealed with) did commit: it is neither counted nor deleted, and `backups list` shows it.
   const graceMs = runtime.loaded.config.backup.abandonedUploadMinutes * 60_000;
   const committed = new Set(backups.map((b) => b.backupId));
+  const refused = new Set(unreadable.map((u) => u.backupId));
   const byBackup = new Map<string, string[]>();
   const abandoned: string[] = [];
   for await (const obj of runtime.store.list(layout.backupsPrefix(target))) {
     const parts = parseBackupKey(obj.key);
-    if (!parts) continue;
+    if (!parts || refused.has(parts.backupId)) continue;
     if (!committed.has(parts.backupId)) {
       if (now.getTime() - obj.lastModified.getTime() > graceMs) abandoned.push(obj.key);
       continue;

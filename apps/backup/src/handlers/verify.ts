@@ -78,9 +78,11 @@ async function readEveryEntry(
   const out: ReadBack = { entries: new Map() };
   let dbFile: string | undefined;
   let current: string | undefined;
+  let last: string | undefined;
   try {
     for await (const entry of opened.entries) {
       current = entry.path;
+      last = entry.path;
       if (entry.type === 'Directory') continue;
       if (entry.path === 'manifest.json') {
         const chunks: Buffer[] = [];
@@ -132,12 +134,13 @@ async function readEveryEntry(
   } catch (err) {
     if (err instanceof LifeboatError && (err.code === 'VERIFY_FAILED' || err.code === 'ARCHIVE_UNSAFE')) {
       // Name the entry being read when the damage showed (a decryption or inflate error); when
-      // it shows between entries (read-ahead runs a little ahead), the next one expected.
+      // it shows between entries (read-ahead runs a little ahead), the next one expected; past
+      // the last, the last one read.
       const named = current ?? manifest?.entries.find((e) => !out.entries.has(e.path))?.path;
       out.damaged = {
         name: named ? `entry ${named}` : 'archive readable',
         ok: false,
-        detail: `archive damaged while reading it: ${err.message}`,
+        detail: `archive damaged ${!named && last ? `after entry ${last} ` : ''}while reading it: ${err.message}`,
       };
       return out;
     }
@@ -159,6 +162,16 @@ async function compareWithManifest(
 ): Promise<void> {
   if (read.damaged) {
     checks.push(read.damaged);
+    // What was read before the damage showed may be damaged too (inflate can pass a flipped bit on silently).
+    for (const exp of manifest.entries) {
+      const got = read.entries.get(exp.path);
+      if (got && (got.size !== exp.size || got.sha256 !== exp.sha256))
+        checks.push({
+          name: `entry ${exp.path}`,
+          ok: false,
+          detail: `sha256 ${got.sha256} (${got.size} bytes), expected ${exp.sha256} (${exp.size} bytes)`,
+        });
+    }
     return;
   }
   for (const exp of manifest.entries) {
@@ -361,6 +374,15 @@ export async function verifyBackup(
     const scratch = await mkdtemp(join(tmpdir(), 'lifeboat-verify-'));
     try {
       await checkEveryEntry(runtime, manifest, checks, scratch, onBytes);
+    } catch (err) {
+      // An archive that does not decrypt is damaged when it is not the one the manifest
+      // describes (a flipped byte in its age header); else the identity is wrong, which is no
+      // fault of the backup's.
+      if (!(err instanceof LifeboatError && err.code === 'ENCRYPTION_ERROR')) throw err;
+      const checksum: Check[] = [];
+      await checkArchiveChecksum(runtime, manifest, checksum, () => {});
+      if (checksum.every((c) => c.ok)) throw err;
+      checks.push({ name: 'archive readable', ok: false, detail: err.message }, ...checksum);
     } finally {
       await rm(scratch, { recursive: true, force: true });
     }

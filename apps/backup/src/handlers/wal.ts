@@ -18,6 +18,7 @@ import {
   BaseBackupManifest,
   DEFAULT_WAL_SEGMENT_SIZE,
   followChain,
+  manifestSealProblem,
   parseLsn,
   parseTimelineHistory,
   parseWalFileName,
@@ -35,6 +36,8 @@ import {
   walSegmentName,
 } from '@lifeboat/domain/wal';
 import { readStreamedSegment, type StreamedSegment } from './wal-stream.js';
+
+const sha256hex = (text: string) => createHash('sha256').update(text, 'utf8').digest('hex');
 
 /** The part of a Runtime WAL archiving uses (a full Runtime is one). */
 export type WalRuntime = LightRuntime;
@@ -514,13 +517,17 @@ export interface BaseBackupListing {
 export async function listBaseBackups(runtime: WalRuntime, target: string): Promise<BaseBackupListing> {
   const manifests: BaseBackupManifest[] = [];
   const problems: string[] = [];
+  const sealKey = runtime.manifestKey();
   for await (const o of runtime.store.list(layout.baseBackupsPrefix(target))) {
     if (!o.key.endsWith('/manifest.json')) continue;
     try {
       const json = JSON.parse(Buffer.from(await runtime.store.getBytes(o.key)).toString('utf8'));
       const parsed = BaseBackupManifest.safeParse(json);
-      if (parsed.success) manifests.push(parsed.data);
-      else problems.push(describeZodError(parsed.error, o.key));
+      // Sealed as a backup manifest is (docs/FORMAT.md §3): one whose seal does not hold is not believed.
+      const refused = parsed.success ? manifestSealProblem(json, sha256hex, sealKey) : null;
+      if (!parsed.success) problems.push(describeZodError(parsed.error, o.key));
+      else if (refused) problems.push(`${o.key} refused: ${refused}`);
+      else manifests.push(parsed.data);
     } catch (err) {
       problems.push(`${o.key}: ${(err as Error).message}`);
     }

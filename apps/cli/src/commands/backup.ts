@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Runtime } from '@lifeboat/adapters';
+import { type Runtime, sha256hex } from '@lifeboat/adapters';
 import {
   type BackupSummary,
   copyJobs,
@@ -24,6 +24,7 @@ import {
   type JobBus,
   LifeboatError,
   Manifest,
+  manifestSealProblem,
   ReplicateResult,
   scheduledBackupJobId,
 } from '@lifeboat/domain';
@@ -236,6 +237,9 @@ async function readManifestFile(path: string): Promise<Manifest> {
   }
   const parsed = Manifest.safeParse(json);
   if (!parsed.success) throw new LifeboatError('INVALID_REQUEST', describeZodError(parsed.error, `manifest ${path}`));
+  // No configuration is read here, so the seal's checksum is checked and its HMAC is not.
+  const problem = manifestSealProblem(json, sha256hex, null);
+  if (problem) throw new LifeboatError('VERIFY_FAILED', `manifest ${path} refused: ${problem}`);
   return parsed.data;
 }
 

@@ -2,7 +2,7 @@
 // production restore needs the target's name typed as confirmation), its live timeline as
 // server-sent events, and the stored results.
 import { randomUUID } from 'node:crypto';
-import { type JobStatus, LifeboatError, layout } from '@lifeboat/domain';
+import { describeZodError, type JobStatus, LifeboatError, layout, RestoreRequest } from '@lifeboat/domain';
 import type { FastifyInstance } from 'fastify';
 import {
   Enqueued,
@@ -66,6 +66,10 @@ export async function restoreRoutes(api: FastifyInstance, ctx: ConsoleContext): 
         reason: b.reason,
         requestedBy: `console:${req.principal?.name}`,
       };
+      // What the worker would refuse is refused here: JSON Schema's date-time takes times ISO 8601 does not.
+      const parsed = RestoreRequest.safeParse(request);
+      if (!parsed.success)
+        throw new LifeboatError('INVALID_REQUEST', describeZodError(parsed.error, 'restore request'));
       // A restore is never retried by itself: a second attempt after a partial one is a decision for a person.
       const { created } = await ctx.bus.enqueue('restore', request, { jobId, attempts: 1 });
       req.auditDetails = {

@@ -14,6 +14,7 @@ import {
 import {
   compactUtc,
   describeZodError,
+  formatBytes,
   type Lease,
   LifeboatError,
   layout,
@@ -28,6 +29,25 @@ import { type Destination, isReady, type RunState } from '../steps.js';
 
 /** How long a restore's lock lives without renewal; renewed every third of it. */
 const LOCK_TTL_MS = 30_000;
+
+/**
+ * A full disk where the restore writes (staging beside the destination, then the destination),
+ * as an error that says where and how much room it needs; any other error unchanged.
+ */
+function noSpaceLeft(err: unknown, s: RunState): unknown {
+  // The system error may sit under a step's own wrapping.
+  let full: Error | undefined;
+  for (let e = err; e instanceof Error && !full; e = e.cause) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT') full = e;
+  }
+  if (!full) return err;
+  const bytes = s.manifest?.entries.reduce((n, e) => n + e.size, 0);
+  return new LifeboatError('TARGET_ERROR', `no space left on the disk of ${dirname(s.dest.root)}: ${full.message}`, {
+    hint: `the restore stages the backup's files${bytes ? ` (${formatBytes(bytes)})` : ''} beside ${s.dest.root} before it swaps them in: free that much there, or restore with --to sandbox:<dir> onto a larger disk`,
+    cause: err,
+  });
+}
 
 export function parseRestoreRequest(payload: unknown): RestoreRequest {
   const parsed = RestoreRequest.safeParse(payload);
@@ -78,12 +98,16 @@ async function destinationFor(
   }
   const named = request.destination.startsWith('sandbox:') ? request.destination.slice('sandbox:'.length) : null;
   const root = named ? resolve(baseDir, named) : await mkdtemp(join(tmpdir(), `lifeboat-sandbox-${target.name}-`));
-  if (!(await isEmptyOrMissing(root))) {
-    throw new LifeboatError('CONFLICT', `sandbox ${root} is not empty`, { hint: 'name a new or empty directory' });
-  }
   // A sandbox never touches production: never the target's root, never its database.
   if (resolve(root) === resolve(target.root) || resolve(root).startsWith(`${resolve(target.root)}/`)) {
     throw new LifeboatError('INVALID_REQUEST', `sandbox ${root} is inside the production target ${target.root}`);
+  }
+  if (!(await isEmptyOrMissing(root))) {
+    // Bad input, not a passing fault: a retry finds the same files there.
+    throw new LifeboatError('CONFLICT', `sandbox ${root} is not empty`, {
+      hint: 'name a new or empty directory',
+      retryable: false,
+    });
   }
   const sqlite = db?.engine === 'sqlite' ? resolve(root, isAbsolute(db.path) ? basename(db.path) : db.path) : null;
   const scratch = pgUrl
@@ -96,6 +120,24 @@ async function destinationFor(
     postgresUrl: scratch,
     databaseLabel: sqlite ?? (scratch ? parseUrl(scratch).safe : null),
   };
+}
+
+/**
+ * Removes what earlier runs to this destination left in staging when they never finished (a
+ * worker killed mid-restore): a whole backup, decrypted secrets among it. Called holding the
+ * target's lock, so no other run is using it.
+ */
+async function removeStaleStaging(staging: string, stem: string, log: RestoreContext['log']): Promise<void> {
+  const dir = dirname(staging);
+  const names = await readdir(dir).catch(() => [] as string[]);
+  for (const name of names.filter((n) => n.startsWith(stem) && n !== basename(staging))) {
+    const left = join(dir, name);
+    await rm(left, { recursive: true, force: true }).then(
+      () => log.warn({ staging: left }, 'restore: removed the staging of an earlier run that did not finish'),
+      // Left for a person: it must not stop the recovery.
+      (err: Error) => log.warn({ staging: left, err: { message: err.message } }, 'restore: cannot remove old staging'),
+    );
+  }
 }
 
 export async function restore(payload: unknown, ctx: RestoreContext): Promise<RestoreResult> {
@@ -117,7 +159,8 @@ export async function restore(payload: unknown, ctx: RestoreContext): Promise<Re
   // A location named in the request that is not configured is a mistake, not a location that is down.
   for (const name of [...(request.from ? [request.from] : []), ...request.avoid]) ctx.runtime.at(name);
   const dest = await destinationFor(request, target, ctx.runtime.loaded.baseDir, env, stamp);
-  const staging = join(dirname(dest.root), `.${basename(dest.root)}.lifeboat-restore-${stamp}`);
+  const stagingStem = `.${basename(dest.root)}.lifeboat-restore-`;
+  const staging = join(dirname(dest.root), `${stagingStem}${stamp}`);
   const killSwitch =
     dest.kind === 'production'
       ? (ctx.killSwitchFor ?? createKillSwitch)(target)
@@ -162,7 +205,9 @@ export async function restore(payload: unknown, ctx: RestoreContext): Promise<Re
       const run = s.run;
       s.run = async () => {
         lease?.assertHeld();
-        return run();
+        return run().catch((err: unknown) => {
+          throw noSpaceLeft(err, state);
+        });
       };
     }
   }
@@ -178,7 +223,10 @@ export async function restore(payload: unknown, ctx: RestoreContext): Promise<Re
     'restore: start',
   );
   try {
-    if (!request.dryRun) await mkdir(staging, { recursive: true });
+    if (!request.dryRun) {
+      if (dest.kind === 'production') await removeStaleStaging(staging, stagingStem, log);
+      await mkdir(staging, { recursive: true });
+    }
     const run = await runPlan(steps, { now, dryRun: request.dryRun, ...(ctx.onStep ? { onStep: ctx.onStep } : {}) });
     const ended = now();
     const report = state.reconciliation?.report ?? null;

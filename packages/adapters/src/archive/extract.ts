@@ -22,6 +22,8 @@ export interface ExtractOptions {
   map?: (entry: TarReadEntry) => string | null;
   /** File mode for an entry (defaults to 0o644; secrets should get 0o600). */
   mode?: (entry: TarReadEntry, path: string) => number;
+  /** Called as each file is complete: what was written so far is known when a later entry fails. */
+  onFile?: (file: ExtractedFile) => void;
 }
 
 /** Resolves a relative path inside dir, or throws ARCHIVE_UNSAFE naming the entry. */
@@ -70,7 +72,9 @@ export async function extractEntries(
     }
     // Restored files keep their time, as tar -x does: how old a report or a log is stays true.
     if (entry.mtime) await utimes(target, entry.mtime, entry.mtime);
-    files.push({ entry: entry.path, path: rel, size, sha256: hash.digest('hex') });
+    const file = { entry: entry.path, path: rel, size, sha256: hash.digest('hex') };
+    files.push(file);
+    options.onFile?.(file);
   }
   return files;
 }

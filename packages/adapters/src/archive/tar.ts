@@ -204,10 +204,16 @@ export async function* readTar(
       await reader.drain();
       return;
     }
-    const header = new Header(block, 0, ex as never);
-    if (!header.cksumValid) {
-      throw new LifeboatError('VERIFY_FAILED', `archive has a damaged tar header at byte ${reader.offset - BLOCK}`);
+    const damaged = () =>
+      new LifeboatError('VERIFY_FAILED', `archive has a damaged tar header at byte ${reader.offset - BLOCK}`);
+    let header: Header;
+    try {
+      header = new Header(block, 0, ex as never);
+    } catch {
+      // The parser throws on some damage before the checksum is looked at (a bad base-256 number).
+      throw damaged();
     }
+    if (!header.cksumValid) throw damaged();
     const size = header.size ?? 0;
     const type = header.type;
     if (type === 'ExtendedHeader' || type === 'GlobalExtendedHeader' || type === 'NextFileHasLongPath') {

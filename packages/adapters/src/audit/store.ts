@@ -140,7 +140,11 @@ export class StoreAuditTrail implements AuditTrail {
     return this.#scan();
   }
 
-  /** Takes the lock, waiting with growing, jittered pauses while other processes append. */
+  /**
+   * Takes the lock, waiting with growing, jittered pauses while other processes append, or
+   * while the lock cannot be reached for a moment (Redis restarting): the entry of a job that
+   * finished then must not be lost.
+   */
   async #acquire(): Promise<Lease> {
     const locks = this.#locks;
     if (!locks) {
@@ -155,9 +159,10 @@ export class StoreAuditTrail implements AuditTrail {
       try {
         return await locks.acquire(AUDIT_LOCK, this.#holder, LOCK_TTL_MS);
       } catch (err) {
-        if (!isLifeboatError(err) || err.code !== 'CONFLICT') throw err;
+        if (!isLifeboatError(err) || !(err.code === 'CONFLICT' || err.retryable)) throw err;
         const waited = Date.now() - started;
         if (waited + backoff > this.#lockWaitMs) {
+          if (err.code !== 'CONFLICT') throw err;
           throw new LifeboatError(
             'CONFLICT',
             `audit trail: the lock ${AUDIT_LOCK} stayed taken for ${waited} ms (${err.message})`,

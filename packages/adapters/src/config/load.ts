@@ -79,7 +79,8 @@ export function resolveTarget(loaded: LoadedConfig, name?: string): ResolvedTarg
       hint: 'name one with --target',
     });
   }
-  const config = loaded.config.targets[chosen];
+  // Own names only: `constructor` is a valid target name that every plain object answers to.
+  const config = Object.hasOwn(loaded.config.targets, chosen) ? loaded.config.targets[chosen] : undefined;
   if (!config) {
     throw new LifeboatError('NOT_FOUND', `target "${chosen}" is not defined in ${loaded.path}`, {
       hint: `defined targets: ${names.join(', ') || 'none'}`,

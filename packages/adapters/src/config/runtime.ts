@@ -3,6 +3,7 @@
 import {
   type DatabaseEngine,
   LifeboatError,
+  type ManifestKey,
   type ObjectStore,
   PRIMARY_LOCATION,
   type RetentionPolicy,
@@ -11,6 +12,7 @@ import { readIdentityFile } from '../archive/encryption.js';
 import { createDatabaseEngine } from '../database/index.js';
 import { createObjectStore } from '../object-store/index.js';
 import { type LoadedConfig, type ResolvedTarget, resolvePath, resolveTarget } from './load.js';
+import { manifestKeyFrom } from './manifest-key.js';
 
 /** One place backups are kept: the primary store, or a location copies go to. */
 export interface Location {
@@ -38,6 +40,8 @@ export interface Runtime {
   recipients: readonly string[];
   /** Reads the configured identity file; empty when none is configured. */
   identities(): Promise<string[]>;
+  /** The key manifests are sealed with (`backup.manifestKeyEnv`); null when none is configured. */
+  manifestKey(): ManifestKey | null;
 }
 
 export function createRuntime(loaded: LoadedConfig, env: NodeJS.ProcessEnv = process.env): Runtime {
@@ -86,6 +90,7 @@ export function createRuntime(loaded: LoadedConfig, env: NodeJS.ProcessEnv = pro
         });
         return identities;
       },
+      manifestKey: () => manifestKeyFrom(config.backup.manifestKeyEnv, env),
     };
     return self;
   };

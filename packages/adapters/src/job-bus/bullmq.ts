@@ -30,12 +30,37 @@ export interface BullMqJobBusOptions {
   backoffMs?: number;
   /** Errors BullMQ reports outside any job (a lost connection, a failed lock renewal); default: stderr. */
   onError?: (err: Error) => void;
+  /**
+   * How long a worker's lock on a running job lives without renewal (renewed every half of it),
+   * which is also how often workers look for jobs whose worker died: such a job runs again
+   * within about twice this (default 30000 ms).
+   */
+  lockMs?: number;
 }
 
 /** Finished jobs are kept this long, so a duplicate job id within the window is recognised. */
 const KEEP = { age: 24 * 3600, count: 1000 };
 /** How long a producer waits for Redis before saying it is unreachable. */
 const CONNECT_TIMEOUT_MS = 3000;
+/** BullMQ's own default job lock. */
+const DEFAULT_LOCK_MS = 30_000;
+/** Below this a worker whose event loop is briefly busy loses its job to another. */
+const MIN_LOCK_MS = 1000;
+
+/** The job lock of LIFEBOAT_JOB_LOCK_MS (default 30000 ms), checked: a bad value names the variable. */
+export function jobLockMs(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.LIFEBOAT_JOB_LOCK_MS?.trim();
+  if (!raw) return DEFAULT_LOCK_MS;
+  const ms = Number(raw);
+  if (!Number.isInteger(ms) || ms < MIN_LOCK_MS) {
+    throw new LifeboatError(
+      'INVALID_CONFIG',
+      `LIFEBOAT_JOB_LOCK_MS is "${raw}": it must be a whole number of milliseconds, ${MIN_LOCK_MS} or more`,
+      { hint: `unset it for BullMQ's default of ${DEFAULT_LOCK_MS}` },
+    );
+  }
+  return ms;
+}
 
 /**
  * BullMQ refuses custom job ids that are integers or contain ':', and Lifeboat's ids do both
@@ -109,6 +134,7 @@ export class BullMqJobBus implements JobBus {
   private readonly prefix: string;
   private readonly defaultAttempts: number;
   private readonly backoffMs: number;
+  private readonly lockMs: number;
   private readonly onError: (err: Error) => void;
   /** One producer connection for every queue; it fails fast instead of queueing commands while Redis is down. */
   private readonly producer: Redis;
@@ -130,6 +156,7 @@ export class BullMqJobBus implements JobBus {
     this.prefix = options.prefix ?? 'lifeboat';
     this.defaultAttempts = options.defaultAttempts ?? 3;
     this.backoffMs = options.backoffMs ?? 1000;
+    this.lockMs = options.lockMs ?? DEFAULT_LOCK_MS;
     this.onError =
       options.onError ?? ((err) => console.error(`lifeboat job bus (${redact(this.url)}): ${err.message}`));
     this.producer = new Redis(options.url, {
@@ -348,6 +375,9 @@ export class BullMqJobBus implements JobBus {
       connection: { url: this.url, maxRetriesPerRequest: null },
       prefix: this.prefix,
       concurrency: Math.max(1, Math.floor(options.concurrency ?? 1)),
+      // A killed worker's job goes back to the queue once its lock has lapsed and a check has seen it.
+      lockDuration: this.lockMs,
+      stalledInterval: this.lockMs,
     });
     worker.on('error', this.onError);
     await worker.waitUntilReady();

@@ -3,7 +3,7 @@ import type { JobBus } from '@lifeboat/domain';
 import { BullMqJobBus } from './bullmq.js';
 import { InProcessJobBus } from './in-process.js';
 
-export { BullMqJobBus, type BullMqJobBusOptions } from './bullmq.js';
+export { BullMqJobBus, type BullMqJobBusOptions, jobLockMs } from './bullmq.js';
 export { InProcessJobBus, type InProcessJobBusOptions } from './in-process.js';
 
 /** BullMQ when `LIFEBOAT_REDIS_URL` is set (keys under `LIFEBOAT_QUEUE_PREFIX`, default `lifeboat`), else in-process. */

@@ -36,7 +36,7 @@ export const BackupResult = z.object({
   omitted: z.array(z.object({ source: z.string(), reason: z.string() })),
   warnings: z.array(z.string()).default([]),
   verification: z.enum(['none', 'quick', 'full']),
-  /** True when an earlier run had already made the backup for this scheduled slot. */
+  /** True when an earlier run had already made the backup for this scheduled slot, or for this job. */
   deduplicated: z.boolean().default(false),
   /** The copies to other locations, queued once the backup committed (queue `replicate`). */
   replication: z.array(z.object({ location: z.string(), jobId: z.string() })).default([]),

@@ -297,6 +297,14 @@ export const LifeboatConfig = z
         abandonedUploadMinutes: z.number().int().nonnegative().default(60),
         /** Where the database snapshot and the copies of small files wait while they are archived (default: the OS temp dir). */
         stagingDir: z.string().min(1).optional(),
+        /**
+         * The environment variable holding the key manifests are sealed with (an HMAC, docs/FORMAT.md §3).
+         * When set, every manifest written carries the HMAC and every manifest read must.
+         */
+        manifestKeyEnv: z
+          .string()
+          .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'the name of an environment variable, not the key itself')
+          .optional(),
       })
       .strict()
       .prefault({}),

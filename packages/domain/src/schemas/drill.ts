@@ -18,9 +18,16 @@ export const DRILL_NAMES = [
   'annual-audit',
 ] as const;
 export const DrillName = z.enum(DRILL_NAMES, {
-  error: (issue) => `"${String(issue.input)}" is not a drill; drills are ${DRILL_NAMES.join(', ')}`,
+  error: (issue) => `${notADrill(issue.input)}; drills are ${DRILL_NAMES.join(', ')}`,
 });
 export type DrillName = z.infer<typeof DrillName>;
+
+/** Only a string is quoted back: String() of an object from a job payload may throw. */
+function notADrill(input: unknown): string {
+  if (input === undefined) return 'a drill is required';
+  if (typeof input === 'string') return `"${input}" is not a drill`;
+  return `a drill is a name, not ${input === null ? 'null' : Array.isArray(input) ? 'an array' : `a ${typeof input}`}`;
+}
 
 /** `30s`, `5m`, `1h`, `1d` or a number of seconds; kept as seconds. */
 const Duration = z.union([z.string(), z.number()]).transform((v, ctx) => {

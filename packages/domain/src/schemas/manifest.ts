@@ -1,6 +1,7 @@
 // The manifest: the description of one backup, and its commit marker (docs/FORMAT.md).
 import { z } from 'zod';
 import { BackupKind, TargetName } from './backup.js';
+import { ManifestSeal } from './seal.js';
 
 export const MANIFEST_FORMAT = 'lifeboat.manifest/v1';
 
@@ -68,6 +69,8 @@ export const Manifest = z.object({
   reason: z.string(),
   requestedBy: z.string(),
   scheduledAt: z.iso.datetime().optional(),
+  /** The job that made it: a run of the same job after a crash answers with this backup rather than make another. */
+  jobId: z.string().optional(),
   /** The moment of the cut. */
   createdAt: z.iso.datetime(),
   completedAt: z.iso.datetime().optional(),
@@ -86,6 +89,8 @@ export const Manifest = z.object({
   warnings: z.array(z.string()).default([]),
   database: DatabaseFacts.nullable(),
   archive: ArchiveFacts,
+  /** The stored manifest's seal (seal.ts); absent in the copy inside the archive and in manifests written before seals. */
+  seal: ManifestSeal.optional(),
 });
 export type Manifest = z.infer<typeof Manifest>;
 

@@ -2,6 +2,7 @@
 // beside each archived WAL file, the manifest of a base backup, and the report of `wal verify`.
 import { z } from 'zod';
 import { TargetName } from './backup.js';
+import { ManifestSeal } from './seal.js';
 
 export const WAL_RECORD_FORMAT = 'lifeboat.wal-record/v1';
 export const BASE_BACKUP_FORMAT = 'lifeboat.basebackup/v1';
@@ -78,6 +79,8 @@ export const BaseBackupManifest = z.object({
     tarSize: z.number().int().nonnegative(),
     tarSha256: Sha256,
   }),
+  /** As a backup manifest's (seal.ts); absent in base backups made before seals. */
+  seal: ManifestSeal.optional(),
 });
 export type BaseBackupManifest = z.infer<typeof BaseBackupManifest>;
 
