@@ -43,7 +43,17 @@ import {
 import { parseDrillRequest, runDrill } from '@lifeboat/drill-scheduler';
 import { parseReconcileRequest, reconcile } from '@lifeboat/reconciler';
 import { parseRestoreRequest, restore } from '@lifeboat/restore';
-import { checksums, getTestStack, initDemo, lifeboat, REPO_ROOT, startWorker, uniqueName } from '@lifeboat/testkit';
+import {
+  SIDES_AT as AT,
+  agreeingSides,
+  checksums,
+  getTestStack,
+  initDemo,
+  lifeboat,
+  REPO_ROOT,
+  startWorker,
+  uniqueName,
+} from '@lifeboat/testkit';
 import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -243,58 +253,8 @@ function judge(tally: Tally, outcome: string, problem: string | null): void {
 // ---------------------------------------------------------------------------------------
 // The demo target every surface uses, with a second location and no drill schedule
 
-const AT = '2026-01-05T12:00:00.000Z';
-const earlier = (min: number) => new Date(Date.parse(AT) - min * 60_000).toISOString();
-
 /** Books of three filled buys and a snapshot of the same orders and trades (they agree: PASS). */
-function agreeingFiles() {
-  const orders = [0, 1, 2].map((i) => ({
-    client_order_id: `c${i}`,
-    exchange_order_id: `x${i}`,
-    symbol: 'BTC/USDT',
-    side: 'buy',
-    type: 'limit',
-    quantity: '0.1',
-    price: '100',
-    status: 'FILLED',
-    filled_quantity: '0.1',
-    created_at: earlier(60 - i),
-    updated_at: earlier(59 - i),
-  }));
-  const fills = orders.map((o, i) => ({
-    trade_id: `t${i}`,
-    client_order_id: o.client_order_id,
-    symbol: o.symbol,
-    side: o.side,
-    quantity: '0.1',
-    price: '100',
-    fee: '0.01',
-    fee_asset: 'USDT',
-    timestamp: o.updated_at,
-  }));
-  return {
-    books: {
-      format: 'lifeboat.books/v1',
-      collected_at: AT,
-      orders,
-      fills,
-      positions: [
-        { account: 'main', symbol: 'BTC/USDT', quantity: '0.3', avg_entry_price: '100', realized_pnl: '-0.03' },
-      ],
-      balances: [{ asset: 'USDT', total: '970' }],
-    } as Obj,
-    snapshot: {
-      format: 'lifeboat.exchange-snapshot/v1',
-      venue: 'test',
-      collected_at: AT,
-      complete: { orders: true, trades: true, positions: true, balances: true },
-      orders: orders.map(({ created_at: _, ...o }) => o),
-      trades: fills.map((f, i) => ({ ...f, exchange_order_id: `x${i}` })),
-      positions: [{ account: 'main', symbol: 'BTC/USDT', quantity: '0.3' }],
-      balances: [{ asset: 'USDT', total: '970' }],
-    } as Obj,
-  };
-}
+const agreeingFiles = () => agreeingSides(3, [{ asset: 'USDT', total: '970' }]) as { books: Obj; snapshot: Obj };
 
 beforeAll(async () => {
   if (!existsSync(join(REPO_ROOT, 'apps', 'drill-scheduler', 'dist', 'main.js'))) {

@@ -1,14 +1,6 @@
-// Concurrency faults: two of a thing that must run once, started at the same moment, as real
-// processes on the shared Redis and real files. Two restores of one target (two CLI processes,
-// or two restore workers given a job each), two drill-schedulers on one Redis prefix (the
-// leader then killed), and a backup CronJob fired twice for one scheduled time.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { cp, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, open, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
 import { BullMqJobBus } from '@lifeboat/adapters';
 import { type BackupResult, drillSchedules, type Manifest, type RestoreResult } from '@lifeboat/domain';
 import {
@@ -18,13 +10,13 @@ import {
   getTestStack,
   initDemo,
   lifeboat,
-  REPO_ROOT,
   startWorker,
   type TestStack,
   uniqueName,
 } from '@lifeboat/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { appMain, exec, type LoggedProcess, runLogged, scratchDir, sleep, stop, track } from './harness.js';
 import { Tally, trials } from './record.js';
 
 // Whole restores and lease expiries with real processes: minutes in full, not seconds.
@@ -35,96 +27,14 @@ const LEADER_LEASE_MS = 30_000;
 /** How often the drill-schedulers look for the lease here (LIFEBOAT_SCHEDULER_TICK_MS). */
 const TICK_MS = 200;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const exec = promisify(execFile);
-
 let stack: TestStack;
-const children = new Set<ChildProcess>();
-const dirs: string[] = [];
 
 beforeAll(async () => {
   stack = await getTestStack();
 });
 
-afterAll(async () => {
-  for (const c of [...children]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
-});
-
-/** A built app run as its own process, its JSON log lines kept with the time each arrived. */
-interface AppProcess {
-  child: ChildProcess;
-  lines: Array<{ at: number; entry: Record<string, unknown> }>;
-  output: () => string;
-  /** Resolves with the exit code (null when killed by a signal). */
-  exited: Promise<number | null>;
-  /** The first line whose msg is `msg` (waits for it; fails if the process exits first). */
-  logged(msg: string, timeoutMs: number): Promise<{ at: number; entry: Record<string, unknown> }>;
-}
-
-function runApp(app: 'backup' | 'drill-scheduler', args: string[], env: NodeJS.ProcessEnv): AppProcess {
-  const child = spawn(process.execPath, [join(REPO_ROOT, 'apps', app, 'dist', 'main.js'), ...args], {
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.add(child);
-  const lines: AppProcess['lines'] = [];
-  let raw = '';
-  const waiters = new Set<() => void>();
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    raw += `${line}\n`;
-    try {
-      lines.push({ at: Date.now(), entry: JSON.parse(line) as Record<string, unknown> });
-    } catch {
-      return;
-    }
-    for (const w of waiters) w();
-  });
-  child.stderr?.on('data', (d) => {
-    raw += d;
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      children.delete(child);
-      for (const w of waiters) w();
-      resolve(code);
-    }),
-  );
-  return {
-    child,
-    lines,
-    output: () => raw,
-    exited,
-    logged(msg, timeoutMs) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const hit = lines.find((l) => l.entry.msg === msg);
-          if (hit) done(() => resolve(hit));
-          else if (child.exitCode !== null || child.signalCode !== null)
-            done(() => reject(new Error(`${app} exited before logging "${msg}": ${raw.slice(-2000)}`)));
-        };
-        const timer = setTimeout(
-          () => done(() => reject(new Error(`${app} did not log "${msg}" within ${timeoutMs} ms`))),
-          timeoutMs,
-        );
-        const done = (fn: () => void) => {
-          clearTimeout(timer);
-          waiters.delete(check);
-          fn();
-        };
-        waiters.add(check);
-        check();
-      });
-    },
-  };
-}
-
-async function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  child.kill(signal);
-  return exited;
-}
+const runApp = (app: 'backup' | 'drill-scheduler', args: string[], env: NodeJS.ProcessEnv) =>
+  runLogged([appMain(app), ...args], env);
 
 describe.concurrent('two restores of one target at once', () => {
   let dir: string;
@@ -139,8 +49,7 @@ describe.concurrent('two restores of one target at once', () => {
   const pidFile = () => join(dir, 'demo', 'run', 'paper-trader.pid');
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'lifeboat-fault-concurrency-'));
-    dirs.push(dir);
+    dir = await scratchDir('lifeboat-fault-concurrency-');
     demo = await initDemo(join(dir, 'demo'));
     root = join(dir, 'demo', 'target');
     store = join(dir, 'demo', 'store');
@@ -179,8 +88,7 @@ describe.concurrent('two restores of one target at once', () => {
     bus = new BullMqJobBus({ url: stack.redis.url, prefix });
     // Two restore workers on one queue: each takes one of a trial's two jobs.
     for (const { child } of await Promise.all([startWorker('restore', env), startWorker('restore', env)])) {
-      children.add(child);
-      child.once('exit', () => children.delete(child));
+      track(child);
     }
   });
 
@@ -356,8 +264,7 @@ describe.concurrent('two drill-schedulers on one Redis prefix', () => {
   const expected = drillSchedules().length;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'lifeboat-fault-leader-'));
-    dirs.push(dir);
+    dir = await scratchDir('lifeboat-fault-leader-');
     await generateTarget(join(dir, 'target'), { sizeBytes: 64 * 1024, seed: 5 });
     redis = new Redis(stack.redis.url);
   });
@@ -429,8 +336,8 @@ describe.concurrent('two drill-schedulers on one Redis prefix', () => {
       await sleep(1000 + Math.round(Math.random() * 10_000));
       const leaders = procs.filter((p) => p.lines.some((l) => l.entry.msg === 'drill scheduler: leader'));
       if (leaders.length !== 1) problems.push(`${leaders.length} processes became leader`);
-      const leader = leaders[0] ?? (procs[0] as AppProcess);
-      const other = procs.find((p) => p !== leader) as AppProcess;
+      const leader = leaders[0] ?? (procs[0] as LoggedProcess);
+      const other = procs.find((p) => p !== leader) as LoggedProcess;
       const current = holders.at(-1);
       if (!current?.holder.endsWith(`pid ${leader.child.pid}`)) problems.push(`the lease names ${current?.holder}`);
       if (holders.length !== 1) problems.push(`the lease changed hands ${holders.length - 1} times before the kill`);
@@ -505,8 +412,7 @@ describe.concurrent('a backup CronJob fired twice for one scheduled time', () =>
   let storeDir: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'lifeboat-fault-once-'));
-    dirs.push(dir);
+    dir = await scratchDir('lifeboat-fault-once-');
     await generateTarget(join(dir, 'target'), { sizeBytes: 256 * 1024, seed: 9 });
     await writeFile(
       join(dir, 'lifeboat.yaml'),

@@ -2,12 +2,10 @@
 // random points of a real job, on real Redis (BullMQ), a real S3 server and real files. After
 // each fault a new worker takes over; the job must end well (completed, or failed cleanly),
 // nothing half-made may be listed, nothing lost, production never left half restored.
-import { type ChildProcess, execFile } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { cp, mkdtemp, open, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { cp, open, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { BullMqJobBus } from '@lifeboat/adapters';
 import { BackupResult, type JobProgress, type Manifest, type RestoreResult } from '@lifeboat/domain';
@@ -24,6 +22,7 @@ import {
 } from '@lifeboat/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { exec, scratchDir, sleep, stop, track } from './harness.js';
 import { FULL, Tally, trials } from './record.js';
 
 // Real workers, real backups and restores, many trials: minutes, not seconds.
@@ -34,27 +33,11 @@ const LOCK_MS = 2000;
 /** The restore lease's life without renewal (apps/restore's LOCK_TTL_MS). */
 const RESTORE_LEASE_MS = 30_000;
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const execFileAsync = promisify(execFile);
-
 let stack: TestStack;
-const children = new Set<ChildProcess>();
-const dirs: string[] = [];
 
 /** A worker process, once it has logged that it started. */
 async function start(app: 'backup' | 'restore', env: NodeJS.ProcessEnv): Promise<ChildProcess> {
-  const { child } = await startWorker(app, env);
-  children.add(child);
-  child.once('exit', () => children.delete(child));
-  return child;
-}
-
-/** Sends the signal and waits until the process has gone; its exit code (null when killed). */
-async function stop(child: ChildProcess, signal: NodeJS.Signals): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  child.kill(signal);
-  return exited;
+  return track((await startWorker(app, env)).child);
 }
 
 function alive(pid: number): boolean {
@@ -141,8 +124,7 @@ let redis: Redis;
 
 async function setUpBackups(): Promise<void> {
   const b = backups;
-  b.dir = await mkdtemp(join(tmpdir(), 'lifeboat-fault-backup-'));
-  dirs.push(b.dir);
+  b.dir = await scratchDir('lifeboat-fault-backup-');
   // Tens of MiB of Sofia-shaped data: seconds of reading, archiving and uploading.
   const generated = generateTarget(join(b.dir, 'target'), { sizeBytes: (FULL ? 32 : 20) * 1024 * 1024, seed: 11 });
   b.bucket = await stack.s3.createBucket('faultproc');
@@ -195,8 +177,7 @@ async function setUpBackups(): Promise<void> {
 
 async function setUpRestores(): Promise<void> {
   const r = restores;
-  r.dir = await mkdtemp(join(tmpdir(), 'lifeboat-fault-restore-'));
-  dirs.push(r.dir);
+  r.dir = await scratchDir('lifeboat-fault-restore-');
   r.demo = await initDemo(join(r.dir, 'demo'));
   r.root = join(r.dir, 'demo', 'target');
   r.prefix = uniqueName('lbfr');
@@ -242,14 +223,12 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const c of [...children]) await stop(c, 'SIGKILL');
   await bus?.backup?.close();
   await bus?.restore?.close();
   s3?.destroy();
   redis?.disconnect();
   // The paper-trader the last restore started, and the venue.
   await restores.demo?.stop();
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
 /* ------------------------------------------------------------------------------------------ */
@@ -483,7 +462,7 @@ async function production(): Promise<{ state: string; killSwitch: string }> {
   // Restarted in shadow mode, it records shadow orders on top of the backup's books.
   const writes = /^(trading\.db(-wal|-shm)?|shadow_orders\.jsonl|logs\/.*)$/;
   const other = [...changed, ...added].filter((k) => !writes.test(k) && !aside.includes(k));
-  const { stdout } = await execFileAsync('sqlite3', [
+  const { stdout } = await exec('sqlite3', [
     '-readonly',
     join(root, 'trading.db'),
     'PRAGMA quick_check; SELECT count(*) FROM orders;',

@@ -1,15 +1,6 @@
-// Secret faults: the age key wrong or missing when a backup is read back, and the secrets of a
-// target (.env files, anything its config marks secret) looked for in every byte Lifeboat
-// writes — every object of the store (raw, and decompressed where it is only gzip), the logs
-// at debug level, the job data in Redis — with encryption on and off. Real CLI and worker
-// processes, real `age` and `tar`, the shared Redis and S3 server.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
-import { createInterface } from 'node:readline';
-import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { generateAgeKeyPair } from '@lifeboat/adapters';
@@ -22,31 +13,21 @@ import {
   initDemo,
   LIFEBOAT_BIN,
   lifeboat,
-  REPO_ROOT,
   type TestStack,
   uniqueName,
 } from '@lifeboat/testkit';
 import Database from 'better-sqlite3';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { appMain, exec, type LoggedProcess, runLogged, scratchDir, sleep } from './harness.js';
 import { Tally, trials } from './record.js';
 
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 300_000 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const exec = promisify(execFile);
-
 let stack: TestStack;
-const children = new Set<ChildProcess>();
-const dirs: string[] = [];
 
 beforeAll(async () => {
   stack = await getTestStack();
-});
-
-afterAll(async () => {
-  for (const c of [...children]) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
 
 /** The values of a .env file longer than 8 characters (shorter ones, like `live`, are no secret). */
@@ -145,60 +126,6 @@ async function redisText(redis: Redis, prefix: string): Promise<{ keys: number; 
   return { keys, text: parts.join('\n') };
 }
 
-/** A process whose whole output (stdout and stderr) is kept. */
-function runKept(
-  command: string[],
-  env: NodeJS.ProcessEnv,
-): {
-  child: ChildProcess;
-  output: () => string;
-  stdout: () => string;
-  exited: Promise<number | null>;
-  started: (msg: string) => Promise<void>;
-} {
-  const child = spawn(process.execPath, command, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.add(child);
-  let out = '';
-  let stdout = '';
-  const waiters = new Set<() => void>();
-  createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
-    out += `${line}\n`;
-    stdout += `${line}\n`;
-    for (const w of waiters) w();
-  });
-  child.stderr?.on('data', (d) => {
-    out += d;
-    for (const w of waiters) w();
-  });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      children.delete(child);
-      for (const w of waiters) w();
-      resolve(code);
-    }),
-  );
-  return {
-    child,
-    output: () => out,
-    stdout: () => stdout,
-    exited,
-    started: (msg) =>
-      new Promise((resolve, reject) => {
-        const check = () => {
-          if (out.includes(`"msg":"${msg}"`)) done(resolve);
-          else if (child.exitCode !== null)
-            done(() => reject(new Error(`exited before "${msg}": ${out.slice(-2000)}`)));
-        };
-        const done = (fn: () => void) => {
-          waiters.delete(check);
-          fn();
-        };
-        waiters.add(check);
-        check();
-      }),
-  };
-}
-
 /**
  * A generated target with a credentials file its config marks secret (besides the .env files),
  * its database in WAL mode so `lifeboat ship` can stream it, and the secrets to look for.
@@ -235,9 +162,9 @@ async function shipWhileWriting(
   root: string,
   env: NodeJS.ProcessEnv,
 ): Promise<{ sqlite: number; files: number; output: string; code: number | null }> {
-  const ship = runKept([LIFEBOAT_BIN, 'ship', '--interval', '200', '--json'], env);
+  const ship = runLogged([LIFEBOAT_BIN, 'ship', '--interval', '200', '--json'], env);
   // Logged (LIFEBOAT_LOG_LEVEL) once its first round is shipped and SIGTERM is handled.
-  await ship.started('ship: started');
+  await ship.logged('ship: started', 120_000);
   const db = new Database(join(root, 'trading.db'));
   try {
     db.exec('CREATE TABLE IF NOT EXISTS fault_notes (id INTEGER PRIMARY KEY, note TEXT)');
@@ -276,8 +203,7 @@ describe.concurrent('a wrong or missing age key', () => {
   const KS = 'kill_switch_state.json';
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'lifeboat-fault-keys-'));
-    dirs.push(dir);
+    dir = await scratchDir('lifeboat-fault-keys-');
     demoDir = join(dir, 'demo');
     demo = await initDemo(demoDir);
     root = join(demoDir, 'target');
@@ -404,8 +330,7 @@ describe.concurrent('encryption on: no secret in the store, the logs or Redis', 
       for (let i = 1; i <= n; i++) {
         // Odd trials: an S3 bucket, the backup through a backup worker on Redis. Even: a directory, embedded.
         const distributed = i % 2 === 1;
-        const dir = await mkdtemp(join(tmpdir(), 'lifeboat-fault-secrets-on-'));
-        dirs.push(dir);
+        const dir = await scratchDir('lifeboat-fault-secrets-on-');
         const { root, secrets } = await secretTarget(dir, 100 + i);
         const keys = await generateAgeKeyPair();
         await writeFile(join(dir, 'identity.txt'), keys.file, { mode: 0o600 });
@@ -442,7 +367,7 @@ describe.concurrent('encryption on: no secret in the store, the logs or Redis', 
           LIFEBOAT_REDIS_URL: '',
         };
         const logs: string[] = [];
-        let worker: ReturnType<typeof runKept> | null = null;
+        let worker: LoggedProcess | null = null;
         if (distributed) {
           Object.assign(env, {
             LIFEBOAT_REDIS_URL: stack.redis.url,
@@ -450,8 +375,8 @@ describe.concurrent('encryption on: no secret in the store, the logs or Redis', 
             LIFEBOAT_OPS_PORT: '0',
             LIFEBOAT_OPS_HOST: '127.0.0.1',
           });
-          worker = runKept([join(REPO_ROOT, 'apps', 'backup', 'dist', 'main.js')], env);
-          await worker.started('backup worker started');
+          worker = runLogged([appMain('backup')], env);
+          await worker.logged('backup worker started', 120_000);
         }
         const problems: string[] = [];
         const backup = await lifeboat(['backup', '--json'], env);
@@ -541,8 +466,7 @@ describe.concurrent('encryption off: no secret stored at all', () => {
     const n = trials(5, 1);
     for (let i = 1; i <= n; i++) {
       const s3 = i % 2 === 0;
-      const dir = await mkdtemp(join(tmpdir(), 'lifeboat-fault-secrets-off-'));
-      dirs.push(dir);
+      const dir = await scratchDir('lifeboat-fault-secrets-off-');
       const { root, secrets } = await secretTarget(dir, 200 + i);
       const bucket = s3 ? await stack.s3.createBucket('faultplain') : '';
       const store = s3

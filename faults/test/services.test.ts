@@ -21,6 +21,7 @@ import {
 } from '@lifeboat/adapters';
 import { type BackupResult, LifeboatError, layout, scheduledBackupJobId } from '@lifeboat/domain';
 import {
+  agreeingSides,
   freePort,
   generateTarget,
   getTestStack,
@@ -198,59 +199,6 @@ async function startRedis(dir: string): Promise<PrivateRedis> {
   };
 }
 
-/** Agreeing books and exchange snapshot files: a reconcile job over them passes. */
-function reconcileSides(n = 3) {
-  const at = '2026-01-05T12:00:00.000Z';
-  const earlier = (min: number) => new Date(Date.parse(at) - min * 60_000).toISOString();
-  const orders = Array.from({ length: n }, (_, i) => ({
-    client_order_id: `c${i}`,
-    exchange_order_id: `x${i}`,
-    symbol: 'BTC/USDT',
-    side: 'buy',
-    type: 'limit',
-    quantity: '0.1',
-    price: '100',
-    status: 'FILLED',
-    filled_quantity: '0.1',
-    created_at: earlier(60 - i),
-    updated_at: earlier(59 - i),
-  }));
-  const fills = orders.map((o, i) => ({
-    trade_id: `t${i}`,
-    client_order_id: o.client_order_id,
-    symbol: o.symbol,
-    side: o.side,
-    quantity: '0.1',
-    price: '100',
-    fee: '0.01',
-    fee_asset: 'USDT',
-    timestamp: o.updated_at,
-  }));
-  const quantity = (0.1 * n).toFixed(1);
-  return {
-    books: {
-      format: 'lifeboat.books/v1',
-      collected_at: at,
-      orders,
-      fills,
-      positions: [
-        { account: 'main', symbol: 'BTC/USDT', quantity, avg_entry_price: '100', realized_pnl: (-0.01 * n).toFixed(2) },
-      ],
-      balances: [],
-    },
-    snapshot: {
-      format: 'lifeboat.exchange-snapshot/v1',
-      venue: 'test',
-      collected_at: at,
-      complete: { orders: true, trades: true, positions: true, balances: true },
-      orders,
-      trades: fills.map((f, i) => ({ ...f, exchange_order_id: `x${i}` })),
-      positions: [{ account: 'main', symbol: 'BTC/USDT', quantity }],
-      balances: [],
-    },
-  };
-}
-
 describe('Redis restarted while backup and reconcile jobs run', () => {
   let dir: string;
   let redis: PrivateRedis;
@@ -268,7 +216,7 @@ describe('Redis restarted while backup and reconcile jobs run', () => {
       join(dir, 'lifeboat.yaml'),
       ['store:', '  type: fs', '  path: store', 'targets:', '  demo:', '    root: target', ''].join('\n'),
     );
-    const sides = reconcileSides();
+    const sides = agreeingSides();
     books = join(dir, 'books.json');
     snapshot = join(dir, 'snapshot.json');
     await writeFile(books, JSON.stringify(sides.books));

@@ -6,62 +6,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SQLITE_TARGET_SCHEMA } from '@lifeboat/domain';
-import { lifeboat } from '@lifeboat/testkit';
+import { lifeboat, SIDES_AT, agreeingSides as sides } from '@lifeboat/testkit';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-const AT = '2026-01-05T12:00:00.000Z';
-const earlier = (min: number) => new Date(Date.parse(AT) - min * 60_000).toISOString();
-
-/** Books of three filled buys and a snapshot of the same three orders and trades. */
-function sides(n = 3) {
-  const orders = Array.from({ length: n }, (_, i) => ({
-    client_order_id: `c${i}`,
-    exchange_order_id: `x${i}`,
-    symbol: 'BTC/USDT',
-    side: 'buy',
-    type: 'limit',
-    quantity: '0.1',
-    price: '100',
-    status: 'FILLED',
-    filled_quantity: '0.1',
-    created_at: earlier(60 - i),
-    updated_at: earlier(59 - i),
-  }));
-  const fills = orders.map((o, i) => ({
-    trade_id: `t${i}`,
-    client_order_id: o.client_order_id,
-    symbol: o.symbol,
-    side: o.side,
-    quantity: '0.1',
-    price: '100',
-    fee: '0.01',
-    fee_asset: 'USDT',
-    timestamp: o.updated_at,
-  }));
-  const quantity = (0.1 * n).toFixed(1);
-  const books = {
-    format: 'lifeboat.books/v1',
-    collected_at: AT,
-    orders,
-    fills,
-    positions: [
-      { account: 'main', symbol: 'BTC/USDT', quantity, avg_entry_price: '100', realized_pnl: (-0.01 * n).toFixed(2) },
-    ],
-    balances: [],
-  };
-  const snapshot = {
-    format: 'lifeboat.exchange-snapshot/v1',
-    venue: 'test',
-    collected_at: AT,
-    complete: { orders: true, trades: true, positions: true, balances: true },
-    orders: orders.map(({ created_at: _, account: __, ...o }: Record<string, unknown>) => o),
-    trades: fills.map((f, i) => ({ ...f, exchange_order_id: `x${i}` })),
-    positions: [{ account: 'main', symbol: 'BTC/USDT', quantity }],
-    balances: [],
-  };
-  return { books, snapshot };
-}
+const earlier = (min: number) => new Date(Date.parse(SIDES_AT) - min * 60_000).toISOString();
 
 let dir: string;
 beforeAll(async () => {

@@ -3,4 +3,5 @@ export * from './cli.js';
 export * from './generate-target.js';
 export * from './postgres-cluster.js';
 export * from './processes.js';
+export * from './reconcile-sides.js';
 export * from './stack.js';
