@@ -4,21 +4,13 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CreateBucketCommand, ListObjectsCommand, S3Client } from '@aws-sdk/client-s3';
-import {
-  BullMqJobBus,
-  chownToClusterOwner,
-  findPgBinaries,
-  initCluster,
-  type PgBinaries,
-  pgCtl,
-  stopCluster,
-} from '@lifeboat/adapters';
+import { BullMqJobBus } from '@lifeboat/adapters';
 import { type BackupResult, LifeboatError, layout, scheduledBackupJobId } from '@lifeboat/domain';
 import {
   agreeingSides,
@@ -26,7 +18,9 @@ import {
   generateTarget,
   getTestStack,
   lifeboat,
+  type PrivateCluster,
   REPO_ROOT,
+  startPrivateCluster,
   startWorker,
   type TestStack,
   uniqueName,
@@ -609,47 +603,6 @@ describe('the S3 server stopped during a backup upload', () => {
 // ---------------------------------------------------------------------------------------
 // The catalog's PostgreSQL
 
-interface PrivateCluster {
-  url: string;
-  /** `pg_ctl stop -m <mode>`, `downMs` with no server, then `pg_ctl start`. */
-  restart(mode: 'fast' | 'immediate', downMs: number): Promise<void>;
-  stop(): Promise<void>;
-}
-
-/** A cluster of this file's own (initdb + pg_ctl as user postgres, on a free port of 127.0.0.1). */
-async function startCluster(dir: string): Promise<PrivateCluster> {
-  const bin: PgBinaries = await findPgBinaries();
-  await chmod(dir, 0o755);
-  await chownToClusterOwner(dir);
-  const pgdata = join(dir, 'pgdata');
-  await initCluster(bin, pgdata);
-  const port = await freePort();
-  await writeFile(
-    join(pgdata, 'postgresql.conf'),
-    [
-      `port = ${port}`,
-      "listen_addresses = '127.0.0.1'",
-      `unix_socket_directories = '${dir}'`,
-      "lc_messages = 'C'",
-      '',
-    ].join('\n'),
-    { flag: 'a' },
-  );
-  const log = join(dir, 'pg.log');
-  const started = await pgCtl(bin, ['start', '-D', pgdata, '-l', log, '-w', '-t', '60']);
-  if (started.code !== 0) throw new Error(`the private PostgreSQL cluster did not start: ${started.stderr}`);
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    async restart(mode, downMs) {
-      await stopCluster(bin, pgdata, mode);
-      await sleep(downMs);
-      const r = await pgCtl(bin, ['start', '-D', pgdata, '-l', log, '-w', '-t', '60']);
-      if (r.code !== 0) throw new Error(`pg_ctl start after a stop -m ${mode} failed: ${r.stderr}`);
-    },
-    stop: () => stopCluster(bin, pgdata, 'immediate').catch(() => undefined),
-  };
-}
-
 async function query<T>(url: string, text: string): Promise<T[]> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -675,7 +628,7 @@ describe('PostgreSQL restarted while the catalog is written', () => {
     dir = await mkdtemp(join(tmpdir(), 'lifeboat-fault-pg-'));
     // Not under dir: user postgres must reach it, and mkdtemp's directories are root's alone.
     clusterDir = await mkdtemp(join(tmpdir(), 'lifeboat-fault-pgdata-'));
-    cluster = await startCluster(clusterDir);
+    cluster = await startPrivateCluster({ dir: clusterDir });
     await generateTarget(join(dir, 'target'), { sizeBytes: 256 * 1024, seed: 13 });
     await writeFile(
       join(dir, 'lifeboat.yaml'),
@@ -687,7 +640,7 @@ describe('PostgreSQL restarted while the catalog is written', () => {
       LIFEBOAT_CONFIG: join(dir, 'lifeboat.yaml'),
       LIFEBOAT_REDIS_URL: stack.redis.url,
       LIFEBOAT_QUEUE_PREFIX: prefix,
-      LIFEBOAT_CATALOG_URL: cluster.url,
+      LIFEBOAT_CATALOG_URL: cluster.adminUrl,
       LIFEBOAT_OPS_PORT: '0',
       LIFEBOAT_OPS_HOST: '127.0.0.1',
     };
@@ -735,7 +688,7 @@ describe('PostgreSQL restarted while the catalog is written', () => {
         const missed = warnings.length - missedBefore;
         const unsynced = (
           await query<{ backup_id: string }>(
-            cluster.url,
+            cluster.adminUrl,
             "SELECT backup_id FROM lifeboat_backups WHERE target = 'demo'",
           )
         ).map((r) => r.backup_id);
@@ -746,19 +699,19 @@ describe('PostgreSQL restarted while the catalog is written', () => {
           .sort();
         const rows = (
           await query<{ backup_id: string; verified_ok: boolean | null }>(
-            cluster.url,
+            cluster.adminUrl,
             "SELECT backup_id, verified_ok FROM lifeboat_backups WHERE target = 'demo' ORDER BY backup_id",
           )
         ).map((r) => r.backup_id);
         const unverified = await query<{ backup_id: string }>(
-          cluster.url,
+          cluster.adminUrl,
           "SELECT backup_id FROM lifeboat_backups WHERE target = 'demo' AND verified_ok IS NOT TRUE",
         );
         const auditSeqs = auditEntriesIn(store)
           .map((e) => e.seq)
           .sort((a, b) => a - b);
         const auditRows = (
-          await query<{ seq: string }>(cluster.url, 'SELECT seq FROM lifeboat_audit_log ORDER BY seq')
+          await query<{ seq: string }>(cluster.adminUrl, 'SELECT seq FROM lifeboat_audit_log ORDER BY seq')
         ).map((r) => Number(r.seq));
         const alive = worker.child.exitCode === null;
         const healthy = await fetch(`${worker.ops}/health`).then(

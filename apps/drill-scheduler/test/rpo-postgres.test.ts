@@ -8,18 +8,18 @@ import { join } from 'node:path';
 import { chownToClusterOwner } from '@lifeboat/adapters';
 import type { DrillReport } from '@lifeboat/domain';
 import {
-  type ArchivingCluster,
   type CliRun,
   freePort,
   LIFEBOAT_BIN,
   lifeboat,
+  type PrivateCluster,
   startArchivingCluster,
 } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 vi.setConfig({ testTimeout: 300_000, hookTimeout: 300_000 });
 
-let cluster: ArchivingCluster | undefined;
+let cluster: PrivateCluster | undefined;
 let dir: string;
 let config: string;
 

@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { chownToClusterOwner } from '@lifeboat/adapters';
 import type { RestoreResult, StepRecord, WalVerifyReport } from '@lifeboat/domain';
 import {
-  type ArchivingCluster,
   type CliRun,
   freePort,
   LIFEBOAT_BIN,
   lifeboat,
+  type PrivateCluster,
   startArchivingCluster,
 } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -24,7 +24,7 @@ vi.setConfig({ testTimeout: 180_000, hookTimeout: 180_000 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let cluster: ArchivingCluster | undefined;
+let cluster: PrivateCluster | undefined;
 let dir: string;
 let demo: string;
 let config: string;

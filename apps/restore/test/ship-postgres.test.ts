@@ -17,7 +17,7 @@ import {
   takeBaseBackup,
 } from '@lifeboat/backup';
 import { walSegmentName } from '@lifeboat/domain';
-import { type ArchivingCluster, LIFEBOAT_BIN, REPO_ROOT, startArchivingCluster } from '@lifeboat/testkit';
+import { LIFEBOAT_BIN, type PrivateCluster, REPO_ROOT, startArchivingCluster } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { restorePostgresToPoint } from '../src/index.js';
 
@@ -26,7 +26,7 @@ vi.setConfig({ testTimeout: 180_000, hookTimeout: 180_000 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const silent = { info() {}, warn() {}, error() {}, debug() {} } as never;
 
-let cluster: ArchivingCluster | undefined;
+let cluster: PrivateCluster | undefined;
 let dir: string;
 let configFile: string;
 let runtime: Runtime;

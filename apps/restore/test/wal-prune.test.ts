@@ -17,7 +17,7 @@ import {
   verifyWal,
 } from '@lifeboat/backup';
 import { compactUtcMs, layout, parseWalFileName } from '@lifeboat/domain';
-import { type ArchivingCluster, type CliRun, LIFEBOAT_BIN, lifeboat, startArchivingCluster } from '@lifeboat/testkit';
+import { type CliRun, LIFEBOAT_BIN, lifeboat, type PrivateCluster, startArchivingCluster } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { restorePostgresToPoint, type ScratchServer } from '../src/index.js';
 
@@ -26,7 +26,7 @@ vi.setConfig({ testTimeout: 180_000, hookTimeout: 180_000 });
 const TARGET = 'trading';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-let cluster: ArchivingCluster | undefined;
+let cluster: PrivateCluster | undefined;
 let dir: string;
 let configFile: string;
 let runtime: Runtime;
@@ -47,7 +47,7 @@ async function insertRows(n: number): Promise<void> {
 
 /** Switches to a new segment and waits until the one just finished is in the store. */
 async function switchAndWaitArchived(): Promise<string> {
-  const c = cluster as ArchivingCluster;
+  const c = cluster as PrivateCluster;
   const [row] = await c.sql(c.adminUrl, 'SELECT pg_walfile_name(pg_switch_wal()) AS name');
   const name = row?.name as string;
   const deadline = Date.now() + 60_000;
@@ -206,7 +206,7 @@ describe('retention of the WAL archive and base backups', () => {
     const server = await restorePostgresToPoint(runtime, TARGET, { at: 'latest', env });
     servers.push(server);
     expect(server.baseBackupId).toBe(second.id);
-    const c = cluster as ArchivingCluster;
+    const c = cluster as PrivateCluster;
     const rows = await c.sql(server.url, 'SELECT id FROM orders ORDER BY id');
     expect(rows.map((r) => r.id)).toEqual(Array.from({ length: nextId - 1 }, (_, i) => i + 1));
     await server.stop({ remove: true });
