@@ -29,6 +29,7 @@ export function configPath(explicit?: string, env: NodeJS.ProcessEnv = process.e
 
 /** Validates an already-parsed document (from YAML or JSON). */
 export function parseConfig(document: unknown, source: string, baseDir: string): LoadedConfig {
+  refuseProtoKeys(document, source);
   const result = LifeboatConfig.safeParse(document ?? {});
   if (!result.success) {
     throw new LifeboatError('INVALID_CONFIG', describeZodError(result.error, source), {
@@ -36,6 +37,34 @@ export function parseConfig(document: unknown, source: string, baseDir: string):
     });
   }
   return { config: result.data, path: source, baseDir };
+}
+
+/**
+ * A `__proto__` key (a target or location name, or anywhere else) is refused naming where it
+ * is: the schema would drop it without a word, and a target that silently is not there is
+ * worse than an error. The walk is iterative and visits each node once: YAML anchors make
+ * shared and cyclic structures, and nesting can be deeper than the call stack.
+ */
+function refuseProtoKeys(document: unknown, source: string): void {
+  const seen = new WeakSet<object>();
+  const todo: Array<{ value: unknown; path: string[] }> = [{ value: document, path: [] }];
+  for (let next = todo.pop(); next; next = todo.pop()) {
+    const { value, path } = next;
+    if (value === null || typeof value !== 'object' || seen.has(value)) continue;
+    seen.add(value);
+    for (const [key, item] of Object.entries(value)) {
+      if (key === '__proto__' && !Array.isArray(value)) {
+        throw new LifeboatError(
+          'INVALID_CONFIG',
+          `${source}: ${[...path, key].join('.')}: "__proto__" cannot be a key`,
+          {
+            hint: 'rename it',
+          },
+        );
+      }
+      todo.push({ value: item, path: [...path, key] });
+    }
+  }
 }
 
 export async function loadConfig(path: string): Promise<LoadedConfig> {
