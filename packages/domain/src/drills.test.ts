@@ -176,6 +176,11 @@ describe('the drill catalog and its targets', () => {
       /soon.{0,4} is not a duration/,
     );
     expect(parseDuration('1h30m')).toBe(5400);
+    expect(parseDuration('3650d')).toBe(315_360_000);
+    expect(() => DrillsConfig.parse({ targets: { rto: { killSwitch: '99999999999999999999d' } } })).toThrow(
+      /99999999999999999999d.{0,4} is longer than ten years/,
+    );
+    expect(() => parseDuration(315_360_001)).toThrow(/longer than ten years/);
     expect(formatSeconds(222)).toBe('3m 42s');
     expect(formatSeconds(12)).toBe('12s');
   });

@@ -22,19 +22,28 @@ export function formatBytes(n: number): string {
 
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 
+/** The longest duration a recovery target may be: ten years (longer is a typo, not a target). */
+export const MAX_DURATION_SECONDS = 3650 * 86_400;
+
 /** Parses durations like `30s`, `5m`, `1h`, `1d`, `90` (seconds), `1h30m`; gives seconds. */
 export function parseDuration(text: string | number): number {
   if (typeof text === 'number') {
     if (!Number.isFinite(text) || text < 0) throw new Error(`${text} is not a duration in seconds`);
-    return text;
+    return atMostTenYears(text, String(text));
   }
   const s = text.trim().toLowerCase();
-  if (/^\d+(\.\d+)?$/.test(s)) return Number(s);
+  if (/^\d+(\.\d+)?$/.test(s)) return atMostTenYears(Number(s), text);
   const parts = [...s.matchAll(/(\d+(?:\.\d+)?)\s*([smhd])/g)];
   if (parts.length === 0 || parts.map((p) => p[0]).join('') !== s.replace(/\s+/g, '')) {
     throw new Error(`"${text}" is not a duration (try 30s, 5m, 1h or 1d)`);
   }
-  return parts.reduce((n, p) => n + Number(p[1]) * (DURATION_UNITS[p[2] as string] as number), 0);
+  const seconds = parts.reduce((n, p) => n + Number(p[1]) * (DURATION_UNITS[p[2] as string] as number), 0);
+  return atMostTenYears(seconds, text);
+}
+
+function atMostTenYears(seconds: number, text: string): number {
+  if (seconds > MAX_DURATION_SECONDS) throw new Error(`"${text}" is longer than ten years (3650d)`);
+  return seconds;
 }
 
 /** Seconds as people read them: `12s`, `3m 42s`, `1h 05m`. */
