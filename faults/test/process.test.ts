@@ -590,7 +590,7 @@ describe('process faults', () => {
     }
   });
 
-  it.concurrent('restore worker killed (SIGKILL) mid-restore: production untouched or fully restored, kill switch ON; the job then completes or fails cleanly', async () => {
+  it.concurrent('restore worker killed (SIGKILL) mid-restore: production untouched or fully restored, kill switch ON; the job then completes', async () => {
     await restoreStops.promise;
     const r = restores;
     const tally = new Tally();
@@ -628,10 +628,9 @@ describe('process faults', () => {
             ? ran
             : `the job ended ${result.outcome} at ${result.failedStep}: ${result.error?.message}`;
       } catch (err) {
-        const message = (err as Error).message;
-        end = /already running/.test(message)
-          ? 'the job ran again and was refused while the killed run’s lease lives (failed cleanly)'
-          : `the job failed: ${message}`;
+        // The job's next run waits out its own earlier run's lease: it never fails for it.
+        end = `the job failed: ${(err as Error).message}`;
+        problems.push(end);
       }
       await settle();
       const after = await production();
@@ -657,7 +656,8 @@ describe('process faults', () => {
       if (ttl > 0 && !(FULL && i === n)) await redis.del(lease);
     }
     if (FULL) {
-      // Once for real: the last killed run's lease lapses by itself, and the next restore runs.
+      // Once more with no lease removed by hand: whatever the last trial left lapses by itself,
+      // and a new restore runs to the end.
       const lease = `${r.prefix}:lock:restore:demo`;
       for (let waited = 0; (await redis.pttl(lease)) > 0; waited += 250) {
         if (waited > RESTORE_LEASE_MS + 5000) throw new Error('the killed run’s restore lease never lapsed');
@@ -678,7 +678,7 @@ describe('process faults', () => {
     tally.record(
       'process',
       'restore worker killed (SIGKILL) mid-restore',
-      `production (db-corruption) untouched or fully restored, never mixed, the damaged database kept; the kill switch ON once anything was touched; the job, run again by a new worker, completes or fails cleanly; the killed run's lease expires within ${RESTORE_LEASE_MS / 1000} s${FULL ? ' (once waited out: the next restore then completes)' : ''}; its staging is removed by the next restore`,
+      `production (db-corruption) untouched or fully restored, never mixed, the damaged database kept; the kill switch ON once anything was touched; the job, run again by a new worker, waits out the killed run's lease (it expires within ${RESTORE_LEASE_MS / 1000} s) and completes${FULL ? ' (once waited out: the next restore then completes)' : ''}; its staging is removed by the next restore`,
     );
     expect(tally.lost).toBe(0);
   });

@@ -34,6 +34,11 @@ export interface RestoreContext {
   env?: NodeJS.ProcessEnv;
   /** Who holds the lock, for the refusal message of a second restore. */
   holder?: string;
+  /**
+   * Whether a holder of the target's lock is an earlier run of this very request (a job
+   * attempt whose worker died): its lease is waited out, up to its life, instead of refusing.
+   */
+  isEarlierRun?: (holder: string) => boolean;
 }
 
 export const silentLogger: Logger = { info() {}, warn() {}, error() {} };

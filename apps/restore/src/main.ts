@@ -70,6 +70,8 @@ async function main(): Promise<void> {
           log: log.child({ jobId: job.jobId }),
           locks,
           holder: `restore worker ${hostname()}:${process.pid} job ${job.jobId}`,
+          // BullMQ runs a job whose worker died again: that earlier run's lease is waited out.
+          isEarlierRun: (holder) => holder.endsWith(` job ${job.jobId}`),
           onStep: timelineProgress(job.progress),
           reconcile: async (request) => {
             const jobId = `reconcile:${request.target}:restore:${job.jobId}:${++seq}`;

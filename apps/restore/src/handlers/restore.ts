@@ -17,6 +17,7 @@ import {
   formatBytes,
   type Lease,
   LifeboatError,
+  LockHeldError,
   layout,
   RestoreRequest,
   type RestoreResult,
@@ -29,6 +30,38 @@ import { type Destination, isReady, type RunState } from '../steps.js';
 
 /** How long a restore's lock lives without renewal; renewed every third of it. */
 const LOCK_TTL_MS = 30_000;
+/** How often a run waiting out an earlier run's lease tries again. */
+const LEASE_POLL_MS = 1000;
+
+/**
+ * The target's restore lock. Held by an earlier run of this very request whose worker died
+ * (BullMQ runs a stalled job again), its lease is waited out — it lapses within LOCK_TTL_MS —
+ * and this run goes on; held by any other restore, the request is refused, and not retried:
+ * a second restore retried after the first one finished would restore twice.
+ */
+async function acquireRestoreLock(ctx: RestoreContext, name: string, holder: string): Promise<Lease> {
+  const deadline = Date.now() + LOCK_TTL_MS + 5 * LEASE_POLL_MS;
+  let waiting = false;
+  for (;;) {
+    try {
+      return await ctx.locks.acquire(name, holder, LOCK_TTL_MS);
+    } catch (err) {
+      if (!(err instanceof LockHeldError)) throw err;
+      const earlier = err.holder !== undefined && ctx.isEarlierRun?.(err.holder) === true;
+      if (!earlier || Date.now() >= deadline) {
+        throw new LockHeldError(err.message, err.holder, { ...(err.hint ? { hint: err.hint } : {}), retryable: false });
+      }
+      if (!waiting) {
+        ctx.log.warn(
+          { lock: name, holder: err.holder },
+          'restore: waiting for the lease of an earlier run of this job to lapse',
+        );
+        waiting = true;
+      }
+      await new Promise((r) => setTimeout(r, LEASE_POLL_MS));
+    }
+  }
+}
 
 /**
  * A full disk where the restore writes (staging beside the destination, then the destination),
@@ -195,10 +228,10 @@ export async function restore(payload: unknown, ctx: RestoreContext): Promise<Re
 
   let lease: Lease | null = null;
   if (!request.dryRun) {
-    lease = await ctx.locks.acquire(
+    lease = await acquireRestoreLock(
+      ctx,
       `restore:${target.name}`,
       ctx.holder ?? `${request.requestedBy}@${process.pid}`,
-      LOCK_TTL_MS,
     );
     // Every step first checks the lease: a holder that lost it stops before touching anything.
     for (const s of steps) {

@@ -129,7 +129,8 @@ describe.each([redisBackend(), fileBackend()])('$name lock', (backend) => {
   afterAll(() => backend.teardown());
 
   it('refuses a second acquire with CONFLICT naming the holder, since when and its token', async () => {
-    const name = uniqueName('restore');
+    const target = uniqueName('target');
+    const name = `restore:${target}`;
     const first = await take(backend.provider(), name, 'restore run-1 on ops-host', 5000);
 
     const err = await refusal(backend.provider().acquire(name, 'restore run-2', 5000));
@@ -138,7 +139,7 @@ describe.each([redisBackend(), fileBackend()])('$name lock', (backend) => {
     expect(err.retryable).toBe(true);
     expect(err.message).toMatch(
       new RegExp(
-        `^restore of ${name} is already running: held by restore run-1 on ops-host since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(token ${first.token}\\)$`,
+        `^restore of ${target} is already running: held by restore run-1 on ops-host since \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z \\(token ${first.token}\\)$`,
       ),
     );
     expect(err.hint).toBeTruthy();

@@ -1,6 +1,6 @@
 // The restore lock of distributed mode: a Redis key with a lease, renewed while held, and a
 // per-lock counter that gives every grant a larger fencing token.
-import { type Lease, LifeboatError, type LockProvider } from '@lifeboat/domain';
+import { type Lease, LifeboatError, LockHeldError, type LockProvider } from '@lifeboat/domain';
 import { Redis } from 'ioredis';
 
 export interface RedisLockProviderOptions {
@@ -222,18 +222,22 @@ class RedisLease implements Lease {
   }
 }
 
-export function heldError(name: string, current: Partial<Holding> | undefined): LifeboatError {
+export function heldError(name: string, current: Partial<Holding> | undefined): LockHeldError {
   const who = current?.holder ?? 'an unknown holder';
   const since = current?.since ?? 'an unknown time';
   const token = current?.token ?? '?';
-  return new LifeboatError(
-    'CONFLICT',
-    `restore of ${name} is already running: held by ${who} since ${since} (token ${token})`,
-    {
-      hint: 'wait for it to finish; a holder that died frees the lock when its lease expires',
-      retryable: true,
-    },
-  );
+  return new LockHeldError(`${guarded(name)}: held by ${who} since ${since} (token ${token})`, current?.holder, {
+    hint: 'wait for it to finish; a holder that died frees the lock when its lease expires',
+    retryable: true,
+  });
+}
+
+/** Why a lock is refused, in words: `restore of demo is already running`, `backup of demo for <slot> …`. */
+function guarded(name: string): string {
+  const [kind, subject, ...rest] = name.split(':');
+  if ((kind === 'restore' || kind === 'backup') && subject)
+    return `${kind} of ${subject}${rest.length ? ` for ${rest.join(':')}` : ''} is already running`;
+  return `lock ${name} is already held`;
 }
 
 function parseHolding(value: string | null): Partial<Holding> | undefined {

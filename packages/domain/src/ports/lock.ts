@@ -1,6 +1,8 @@
 // Port: one restore per target at a time. A lease that expires unless renewed, with a
 // fencing token that grows with every grant, so a holder that stalled past its lease can
 // tell it lost the lock before it touches anything.
+import { LifeboatError } from '../errors.js';
+
 export interface Lease {
   readonly name: string;
   readonly holder: string;
@@ -14,10 +16,19 @@ export interface Lease {
   release(): Promise<void>;
 }
 
+/** The CONFLICT a taken lock throws, with the holder it names (undefined when unreadable). */
+export class LockHeldError extends LifeboatError {
+  readonly holder: string | undefined;
+  constructor(message: string, holder: string | undefined, options: { hint?: string; retryable?: boolean } = {}) {
+    super('CONFLICT', message, options);
+    this.holder = holder;
+  }
+}
+
 export interface LockProvider {
   /**
-   * Takes the lock, renewing it every ttl/3 until released; throws CONFLICT naming the
-   * current holder and since when when it is taken.
+   * Takes the lock, renewing it every ttl/3 until released; throws a LockHeldError (CONFLICT)
+   * naming the current holder and since when when it is taken.
    */
   acquire(name: string, holder: string, ttlMs: number): Promise<Lease>;
 }
