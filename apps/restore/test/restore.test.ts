@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { RestoreResult } from '@lifeboat/domain';
 import { type CliRun, checksums, freePort, getTestStack, lifeboat, type TestStack } from '@lifeboat/testkit';
 import pg from 'pg';
@@ -275,7 +275,17 @@ describe.each(['sqlite', 'postgres'] as const)('lifeboat restore over %s', (engi
 
   it('refuses a second restore of the same target while one runs, naming the holder', async () => {
     const first = lifeboat(['restore', '--config', config, '--scenario', 'app-crash', '--yes', '--json'], env());
-    await sleep(400);
+    // Start the second once the first holds the lock: a fixed pause lost the race on a loaded
+    // machine, where the first process took longer than the pause to start.
+    const locks = join(dirname(config), '.lifeboat', 'locks');
+    await vi.waitFor(
+      () => {
+        if (!existsSync(locks) || !readdirSync(locks).some((f) => f.endsWith('.lock'))) {
+          throw new Error(`the first restore holds no lock in ${locks} yet`);
+        }
+      },
+      { timeout: 60_000, interval: 50 },
+    );
     const second = await lifeboat(['restore', '--config', config, '--scenario', 'app-crash', '--yes'], env());
     expect(second.code).toBe(2);
     expect(second.stderr).toMatch(/already running.*held by lifeboat restore/);
