@@ -514,6 +514,7 @@ export async function restorePostgresToPoint(
         logFrom,
         owner: await clusterOwnerIds(),
         log,
+        archivedBy,
       });
       const outcome = await waitForPromotion(dataDir, logFile, logFrom, options.timeoutMs ?? 30 * 60_000).finally(() =>
         spool.stop(),
@@ -649,6 +650,8 @@ function startSpool(options: {
   logFrom: number;
   owner: { uid: number; gid: number } | null;
   log: Logger;
+  /** As restore_command fetches: only what was archived or streamed by then. */
+  archivedBy: Date | null;
 }): { stop(): Promise<void> } {
   const { names, dir } = options;
   const order = new Map(names.map((n, i) => [n, i]));
@@ -670,7 +673,15 @@ function startSpool(options: {
       options.owner ? chown(incoming, options.owner.uid, options.owner.gid) : undefined,
     );
     await made;
-    await fetchWal(options.runtime, options.target, name, join(incoming, name));
+    // Fetched ahead exactly as restore_command would fetch it: a segment the replay reads twice
+    // (the replay, then the end of recovery) must be the same both times.
+    await fetchWal(
+      options.runtime,
+      options.target,
+      name,
+      join(incoming, name),
+      options.archivedBy ? { archivedBy: options.archivedBy } : {},
+    );
     if (options.owner) await chown(join(incoming, name), options.owner.uid, options.owner.gid);
     await rename(join(incoming, name), join(dir, name));
   };

@@ -10,9 +10,11 @@ import { createRuntime, generateAgeKeyPair, parseConfig, type Runtime } from '@l
 import {
   fetchWal,
   listStreamedPieces,
+  PostgresShipper,
   readStreamedSegment,
   readWalRecord,
   type Shipping,
+  STREAM_KEEP_AFTER_ARCHIVED_MS,
   startShipping,
   takeBaseBackup,
 } from '@lifeboat/backup';
@@ -153,6 +155,92 @@ describe('lifeboat ship on a PostgreSQL target', () => {
       await server.stop({ remove: true });
     }
     await shipping?.stop();
+  });
+
+  it('with archivedBy, a segment archived later replays only as far as it was streamed by then, the same each time it is read', async () => {
+    // Orders before the moment, all streamed by it; more after it, then the segment archived.
+    const before = await startShipping({ runtime, target: runtime.target('trading'), log: silent, loop: false, env });
+    try {
+      await insertRows(10);
+      await before.round();
+    } finally {
+      await before.stop();
+    }
+    const rowsByThen = nextId - 1;
+    await sleep(20);
+    const moment = new Date();
+    await sleep(20);
+    await insertRows(10);
+    const segment = await currentSegment();
+    await cluster!.sql(cluster!.adminUrl, 'SELECT pg_switch_wal()');
+    const deadline = Date.now() + 60_000;
+    let record = await readWalRecord(runtime, 'trading', segment);
+    while (!record) {
+      if (Date.now() > deadline) throw new Error(`${segment} was not archived in 60 s`);
+      await sleep(100);
+      record = await readWalRecord(runtime, 'trading', segment);
+    }
+    expect(Date.parse(record.pushedAt)).toBeGreaterThan(moment.getTime());
+    await insertRows(5);
+    // The replay reads the last segment twice: fetched ahead for the replay, then again by
+    // restore_command at the end of recovery. Both must be the stream as of the moment; the
+    // archived copy (with the orders after it) must not be replayed.
+    const server = await restorePostgresToPoint(runtime, 'trading', {
+      at: 'latest',
+      archivedBy: moment.toISOString(),
+      env,
+    });
+    try {
+      const url = new URL(server.url);
+      url.pathname = '/trading';
+      const rows = await cluster!.sql(url.toString(), 'SELECT count(*)::int AS n, max(id) AS top FROM orders');
+      const log = await readFile(server.logFile, 'utf8').catch(() => '');
+      expect(rows[0], log.slice(-3000)).toEqual({ n: rowsByThen, top: rowsByThen });
+      expect(server.lastSegment).toBe(segment);
+    } finally {
+      await server.stop({ remove: true });
+    }
+  });
+
+  it('keeps a streamed segment for 15 minutes after the archive took it, then removes its pieces', async () => {
+    let clock = Date.now();
+    const shipper = new PostgresShipper({
+      runtime,
+      target: runtime.target('trading'),
+      log: silent,
+      env,
+      now: () => new Date(clock),
+      spoolDir: join(dir, 'spool-tidy'),
+      applicationName: 'lifeboat-tidy-test',
+    });
+    await shipper.start();
+    const piecesOf = async (segment: string) => (await listStreamedPieces(runtime, 'trading')).get(segment) ?? [];
+    // Every TIDY_EVERY (30) rounds the shipper removes what it no longer needs.
+    const tidyRounds = async () => {
+      for (let i = 0; i < 30; i++) await shipper.tick();
+    };
+    try {
+      await insertRows(5);
+      const segment = await currentSegment();
+      await shipper.tick();
+      expect((await piecesOf(segment)).length).toBeGreaterThan(0);
+      await cluster!.sql(cluster!.adminUrl, 'SELECT pg_switch_wal()');
+      const deadline = Date.now() + 60_000;
+      while (!(await readWalRecord(runtime, 'trading', segment))) {
+        if (Date.now() > deadline) throw new Error(`${segment} was not archived in 60 s`);
+        await sleep(100);
+      }
+      await insertRows(2);
+      await tidyRounds();
+      expect((await piecesOf(segment)).length, 'removed moments after it was archived').toBeGreaterThan(0);
+      clock = Date.now() + STREAM_KEEP_AFTER_ARCHIVED_MS + 1000;
+      await tidyRounds();
+      expect(await piecesOf(segment)).toEqual([]);
+      // The segment being written keeps its pieces.
+      expect((await piecesOf(await currentSegment())).length).toBeGreaterThan(0);
+    } finally {
+      await shipper.stop();
+    }
   });
 
   it('a shipper killed with SIGKILL: the next one ends the receiver it left and goes on with no gap and no duplicate', async () => {

@@ -39,6 +39,14 @@ const MAX_PIECE_BYTES = 16 << 20;
 const RESTART_AFTER_MS = 5_000;
 /** Rounds between removals of streamed segments the archive now holds. */
 const TIDY_EVERY = 30;
+/**
+ * A streamed segment's pieces outlive its archived copy by this long. A restore that counts only
+ * what was archived or streamed by an earlier moment (`--archived-by`, as a drill's disaster
+ * does while the server goes on) reads a segment archived after that moment from its pieces,
+ * and reads it more than once (the replay, then the end of recovery): removed in between, the
+ * second read would be shorter than the first and the scratch server would stop.
+ */
+export const STREAM_KEEP_AFTER_ARCHIVED_MS = 15 * 60_000;
 
 export interface PostgresShipperOptions {
   runtime: Runtime;
@@ -270,7 +278,15 @@ export class PostgresShipper {
     const shippedTo = Math.ceil(this.#shippedPosition() / 8) * 8;
     this.#samples = this.#samples.filter((s) => s.position > shippedTo);
     this.stats.pendingSince = this.#samples[0]?.at ?? null;
-    if (++this.#round % TIDY_EVERY === 0) await this.#tidy().catch(() => {});
+    if (++this.#round % TIDY_EVERY === 0) {
+      // Tried again TIDY_EVERY rounds later; nothing is lost meanwhile, the store only holds more.
+      await this.#tidy().catch((err: unknown) =>
+        this.o.log.warn(
+          { target: this.o.target.name, err: { message: (err as Error).message } },
+          'ship postgres: removing streamed segments the archive holds failed',
+        ),
+      );
+    }
   }
 
   /** The byte position up to which the stream holds every segment it has begun. */
@@ -381,14 +397,21 @@ export class PostgresShipper {
     return covered;
   }
 
-  /** Streamed segments the archive now holds, older than the one being written, are of no more use. */
+  /**
+   * Streamed segments the archive has held for STREAM_KEEP_AFTER_ARCHIVED_MS, older than the one
+   * being written, are of no more use. Their first piece goes first: a reader racing the removal
+   * finds no segment rather than a shorter one.
+   */
   async #tidy(): Promise<void> {
     const { runtime, target } = this.o;
     const streamed = await listStreamedPieces(runtime, target.name);
     const newest = [...streamed.keys()].sort().at(-1);
+    const archivedBefore = this.#now().getTime() - STREAM_KEEP_AFTER_ARCHIVED_MS;
     for (const [name, pieces] of streamed) {
-      if (name === newest || !(await readWalRecord(runtime, target.name, name))) continue;
-      for (const p of pieces) await runtime.store.delete(p.key);
+      if (name === newest) continue;
+      const record = await readWalRecord(runtime, target.name, name);
+      if (!record || Date.parse(record.pushedAt) > archivedBefore) continue;
+      for (const p of [...pieces].sort((a, b) => a.offset - b.offset)) await runtime.store.delete(p.key);
     }
   }
 
