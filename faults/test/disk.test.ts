@@ -1,53 +1,19 @@
 // Disk faults: a restore into a disk that cannot hold it, a backup whose staging directory
 // fills up, and a filesystem store whose disk is full. Each full disk is a size-limited tmpfs
 // mounted for the test (this needs root, as on the project's machines and in CI) and unmounted
-// in afterAll whatever happened.
+// after the file whatever happened (faults/test/harness.ts).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { RestoreResult } from '@lifeboat/domain';
 import { type CliRun, checksums, initDemo, lifeboat } from '@lifeboat/testkit';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
+import { fillUntil, mountTmpfs, scratchDir, unmount } from './harness.js';
 import { Tally, trials } from './record.js';
 
 // Whole restores with real processes: tens of seconds on a loaded 2-core machine.
 vi.setConfig({ testTimeout: 600_000, hookTimeout: 300_000 });
-
-const mounts: string[] = [];
-
-/** Mounts a tmpfs of `size` (mount's syntax: 64k, 8m) on dir; fails saying why when it cannot. */
-async function mountTmpfs(dir: string, size: string): Promise<void> {
-  await mkdir(dir, { recursive: true });
-  try {
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
-  } catch (err) {
-    const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
-    throw new Error(`cannot mount a ${size} tmpfs on ${dir} (the disk faults need root): ${stderr || err}`);
-  }
-  mounts.push(dir);
-}
-
-function unmount(dir: string): void {
-  const i = mounts.indexOf(dir);
-  if (i < 0) return;
-  try {
-    execFileSync('umount', [dir], { stdio: 'pipe' });
-  } catch {
-    // Busy (a process a failed test left behind): detach it now, it goes when the last user does.
-    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
-  }
-  mounts.splice(i, 1);
-}
-
-/** Fills the filesystem of dir until `free` bytes are left; returns the filler file. */
-async function fillUntil(dir: string, free: number): Promise<string> {
-  const s = statfsSync(dir);
-  const filler = join(dir, 'filler');
-  await writeFile(filler, Buffer.alloc(Math.max(0, s.bavail * s.bsize - free)));
-  return filler;
-}
 
 /** Every file under dir (relative paths), for "nothing left behind". */
 function files(dir: string): string[] {
@@ -71,18 +37,13 @@ let config: string;
 let backupId: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'lifeboat-fault-disk-'));
+  dir = await scratchDir('lifeboat-fault-disk-');
   // A 2 MiB SQLite target in a filesystem store, its archive encrypted with age; its
   // control commands stop and start a paper-trader that is not running (which is fine).
   config = (await initDemo(join(dir, 'demo'), { size: '2MiB' })).config;
   const backup = await lifeboat(['backup', '--config', config, '--json']);
   expect(backup.code, backup.stderr).toBe(0);
   backupId = json<{ backupId: string }>(backup).backupId;
-});
-
-afterAll(async () => {
-  for (const d of [...mounts].reverse()) unmount(d);
-  if (dir) await rm(dir, { recursive: true, force: true });
 });
 
 /** The demo's configuration with `edit` applied, as a file of its own beside it (same relative paths). */
@@ -151,7 +112,7 @@ describe('a restore into a disk that cannot hold it', () => {
       expect(killSwitch).toBe('ON');
       // No staging directory, no temporary file: only the target and the filler.
       expect(left).toEqual(around);
-      expect(files(target).filter((f) => /lifeboat-tmp|\.partial|corrupted-/.test(f))).toEqual([]);
+      expect(files(target).filter((f) => /lifeboat-tmp|\.tmp$|\.partial|corrupted-/.test(f))).toEqual([]);
       await rm(filler);
     }
     tally.record(

@@ -1,8 +1,9 @@
-// What every fault file needs around its real processes: scratch directories and child
-// processes that are all gone after the file, however its tests ended; a signal sent and its
-// exit awaited; a process whose JSON log lines can be waited for.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+// What every fault file needs around its real processes: scratch directories, child processes
+// and small disks (tmpfs) that are all gone after the file, however its tests ended; a signal
+// sent and its exit awaited; a process whose JSON log lines can be waited for.
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
+import { statfsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,13 +16,52 @@ export const exec = promisify(execFile);
 
 const children = new Set<ChildProcess>();
 const dirs: string[] = [];
+const mounts: string[] = [];
 
 // Registered before any hook of the file that imports this, so (after-hooks run last-first) it
-// runs after them: their own clean-up first, then whatever is still running, then the files.
+// runs after them: their own clean-up first, then whatever is still running, then the small
+// disks, then the files.
 afterAll(async () => {
   await Promise.all([...children].map((c) => stop(c, 'SIGKILL')));
+  for (const d of [...mounts].reverse()) unmount(d);
   for (const d of dirs) await rm(d, { recursive: true, force: true });
 });
+
+/**
+ * Mounts a tmpfs of `size` (mount's syntax: 64k, 8m) on dir, unmounted after the file; fails
+ * saying why when it cannot (it needs root, as on the project's machines and in CI).
+ */
+export async function mountTmpfs(dir: string, size: string): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
+  } catch (err) {
+    const stderr = (err as { stderr?: Buffer }).stderr?.toString().trim();
+    throw new Error(`cannot mount a ${size} tmpfs on ${dir} (the disk faults need root): ${stderr || err}`);
+  }
+  mounts.push(dir);
+}
+
+/** Unmounts a tmpfs mountTmpfs mounted (at once, or when its last user goes if busy). */
+export function unmount(dir: string): void {
+  const i = mounts.indexOf(dir);
+  if (i < 0) return;
+  try {
+    execFileSync('umount', [dir], { stdio: 'pipe' });
+  } catch {
+    // Busy (a process a failed test left behind): detach it now, it goes when the last user does.
+    execFileSync('umount', ['-l', dir], { stdio: 'pipe' });
+  }
+  mounts.splice(i, 1);
+}
+
+/** Fills the filesystem of dir until `free` bytes are left; returns the filler file. */
+export async function fillUntil(dir: string, free: number): Promise<string> {
+  const s = statfsSync(dir);
+  const filler = join(dir, 'filler');
+  await writeFile(filler, Buffer.alloc(Math.max(0, s.bavail * s.bsize - free)));
+  return filler;
+}
 
 /** Kills the process after the file if it is still running. */
 export function track<T extends ChildProcess>(child: T): T {

@@ -102,6 +102,21 @@ const backups = {
   made: new Map<string, string>(),
 };
 
+/** The steps that swap the restored database and state into production. */
+const SWAP_STEPS = ['swap-database', 'restore-state'];
+
+/** Waits until restore job jobId reports one of steps, or ends. */
+async function reach(jobId: string, steps: string[]): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const { state, progress } = await bus.restore.status('restore', jobId);
+    if (state === 'completed' || state === 'failed') return;
+    if (progress && steps.includes(progress.phase)) return;
+    if (Date.now() > deadline) throw new Error(`restore job ${jobId} never reached ${steps.join(' or ')}`);
+    await sleep(5);
+  }
+}
+
 /** The shorter of a duration seen so far (0: none yet) and a new one. */
 function shortest(seen: number, ms: number): number {
   return seen > 0 ? Math.min(seen, ms) : ms;
@@ -443,9 +458,21 @@ function stagings(): string[] {
  * `restored` (the backup's database in place and the damaged one moved aside beside it, the
  * rest as before but for what the restarted trading system writes), or what is wrong.
  */
-async function production(): Promise<{ state: string; killSwitch: string }> {
+/** A temporary file of an atomic write (adapters' writeFileAtomic) that a killed process left. */
+const LEFT_TEMP = /(^|\/)\.[^/]+\.[A-Za-z0-9_-]+\.\d+\.[0-9a-f]{8}\.tmp$/;
+
+/**
+ * Production's state, judged without the temporary files a killed writer left (the file it was
+ * replacing is whole either way); `temps` lists those, which the next write removes.
+ */
+async function production(): Promise<{ state: string; killSwitch: string; note?: string; temps: string[] }> {
+  const judged = await judgeProduction();
+  return { ...judged, temps: Object.keys(checksums(restores.root)).filter((k) => LEFT_TEMP.test(k)) };
+}
+
+async function judgeProduction(): Promise<{ state: string; killSwitch: string; note?: string }> {
   const { root, before, backupDb, backupOrders } = restores;
-  const now = checksums(root);
+  const now = checksums(root, (rel) => LEFT_TEMP.test(rel));
   const killSwitch = (JSON.parse(readFileSync(join(root, KILL_SWITCH), 'utf8')) as { state: string }).state;
   const damaged = before['trading.db'] as string;
   if (!Object.values(now).includes(damaged)) return { state: 'the damaged database is gone', killSwitch };
@@ -456,6 +483,11 @@ async function production(): Promise<{ state: string; killSwitch: string }> {
     return { state: ks ? 'untouched' : 'untouched but the kill switch changed', killSwitch };
   }
   const aside = added.filter((k) => /^trading\.db\.corrupted-[0-9TZ]+$/.test(k));
+  // Killed inside the swap after the damaged database got its second name, before the
+  // restored one took the first: the same bytes under both names, production as it was.
+  if (changed.length === 0 && aside.length === added.length && aside.every((k) => now[k] === damaged)) {
+    return { state: 'untouched', killSwitch, note: 'the damaged database also linked aside' };
+  }
   if (aside.length === 0) {
     return { state: `mixed: ${[...changed, ...added].join(', ')} changed, nothing moved aside`, killSwitch };
   }
@@ -606,7 +638,9 @@ describe('process faults', () => {
     for (let i = 1; i <= n; i++) {
       await reset();
       const jobId = `restore:demo:fault-kill-${i}`;
-      // Over the shortest restore seen, so that a kill lands mid-restore rather than after it.
+      // Over the shortest restore seen, so that a kill lands mid-restore rather than after it;
+      // every third trial and the last aim at the swap instead, a step too short to hit by chance.
+      const aimed = i % 3 === 0 || i === n;
       const delay = Math.round(Math.random() * (r.durationMs || 8000));
       const t0 = Date.now();
       // As the console queues it: a restore is never retried by itself after a failure.
@@ -615,7 +649,8 @@ describe('process faults', () => {
       finished.catch(() => {});
       const next = start('restore', r.env);
       next.catch(() => {});
-      await sleep(delay);
+      if (aimed) await reach(jobId, SWAP_STEPS);
+      else await sleep(delay);
       const step = (await bus.restore.status('restore', jobId)).progress?.phase;
       await stop(r.worker, 'SIGKILL');
       const killedAt = (await bus.restore.status('restore', jobId)).state;
@@ -650,16 +685,18 @@ describe('process faults', () => {
         problems.push(`kill switch ${after.killSwitch} after the job`);
       if (/completed$/.test(end) && after.state !== 'restored')
         problems.push(`completed, yet production ${after.state}`);
+      if (after.temps.length) problems.push(`temporary files left after the job: ${after.temps.join(', ')}`);
       // The killed run's lease, if it took one, lapses on its own: a target is never locked for good.
       const lease = `${r.prefix}:lock:restore:demo`;
       const ttl = await redis.pttl(lease);
       if (ttl === -1 || ttl > RESTORE_LEASE_MS)
         problems.push(`the restore lease lives ${ttl === -1 ? 'forever' : `${ttl} ms`}`);
       const where = killedAt === 'completed' ? 'finished before the kill' : `killed ${restorePhase(step)}`;
-      const outcome = `${where}: production ${afterKill.state}; ${end}`;
+      const outcome = `${where}: production ${afterKill.state}${afterKill.note ? ` (${afterKill.note})` : ''}; ${end}`;
       console.log(
-        `restore SIGKILL trial ${i}/${n}: at ${delay} ms (${step ?? 'queued'}), ${where}; production ${afterKill.state} (kill switch ${afterKill.killSwitch}); ${end}; ` +
+        `restore SIGKILL trial ${i}/${n}: ${aimed ? 'aimed at the swap' : `at ${delay} ms`} (${step ?? 'queued'}), ${where}; production ${afterKill.state} (kill switch ${afterKill.killSwitch}); ${end}; ` +
           `then ${after.state} (kill switch ${after.killSwitch}); lease expires in ${ttl} ms; ${stagings().length} staging left` +
+          (afterKill.temps.length ? `; the kill left ${afterKill.temps.join(', ')}, removed by the next run` : '') +
           (problems.length ? `; PROBLEMS: ${problems.join('; ')}` : ''),
       );
       tally.add(problems.length ? `${outcome}, but ${problems.join('; ')}` : outcome, problems.length > 0);
@@ -683,13 +720,13 @@ describe('process faults', () => {
         `restore after the last kill's lease lapsed: ${result.outcome}; production ${after.state}, kill switch ${after.killSwitch}; ${stagings().length} staging left`,
       );
       expect(result.outcome).toBe('COMPLETED');
-      expect(after).toEqual({ state: 'restored', killSwitch: 'ON' });
+      expect(after).toEqual({ state: 'restored', killSwitch: 'ON', temps: [] });
       expect(stagings()).toEqual([]);
     }
     tally.record(
       'process',
       'restore worker killed (SIGKILL) mid-restore',
-      `production (db-corruption) untouched or fully restored, never mixed, the damaged database kept; the kill switch ON once anything was touched; the job, run again by a new worker, waits out the killed run's lease (it expires within ${RESTORE_LEASE_MS / 1000} s) and completes${FULL ? ' (once waited out: the next restore then completes)' : ''}; its staging is removed by the next restore`,
+      `killed at random within the shortest restore seen, or as the swap begins; production (db-corruption) untouched or fully restored, never mixed, the damaged database kept; the kill switch ON once anything was touched; the job, run again by a new worker, waits out the killed run's lease (it expires within ${RESTORE_LEASE_MS / 1000} s) and completes${FULL ? ' (once waited out: the next restore then completes)' : ''}; its staging is removed by the next restore`,
     );
     expect(tally.lost).toBe(0);
   });

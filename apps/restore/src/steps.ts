@@ -1,7 +1,7 @@
 // The steps restore plans are made of. Each is small, names what it touches, and records its
 // evidence; the scenarios (scenarios.ts) put them in the runbook's order.
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import {
   inspectDatabaseFile,
@@ -10,6 +10,7 @@ import {
   type ResolvedTarget,
   type Runtime,
   sha256,
+  writeFileAtomic,
 } from '@lifeboat/adapters';
 import {
   extractBackup,
@@ -77,29 +78,6 @@ const step = (name: string, description: string, touches: string[], run: () => P
   touches,
   run,
 });
-
-async function fsyncDir(dir: string): Promise<void> {
-  const fd = await open(dir, 'r');
-  try {
-    await fd.sync();
-  } finally {
-    await fd.close();
-  }
-}
-
-async function writeAtomic(file: string, text: string): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.lifeboat-tmp-${process.pid}`;
-  const fd = await open(tmp, 'w', 0o644);
-  try {
-    await fd.writeFile(text);
-    await fd.sync();
-  } finally {
-    await fd.close();
-  }
-  await rename(tmp, file);
-  await fsyncDir(dirname(file));
-}
 
 function killSwitchFile(s: RunState, root = s.dest.root): string {
   return resolve(root, s.target.config.killSwitchFile);
@@ -568,7 +546,7 @@ async function killSwitchOnInFile(file: string, fromFile: string, s: RunState): 
     metadata: { backup_id: s.backupId, scenario: s.request.scenario },
     at: (s.ctx.now ?? (() => new Date()))(),
   });
-  await writeAtomic(file, `${JSON.stringify(next, null, 2)}\n`);
+  await writeFileAtomic(file, `${JSON.stringify(next, null, 2)}\n`);
   s.killSwitchState = effectiveKillSwitchState(next);
   return `${effectiveKillSwitchState(current)} → ON (${next.events.length} events kept)`;
 }

@@ -3,10 +3,10 @@
 // segment being written reaches the archive only when it is full, and only the stream holds
 // the newest commits. The shared server on :5432 is never touched.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createRuntime, generateAgeKeyPair, parseConfig, type Runtime } from '@lifeboat/adapters';
+import type { Runtime } from '@lifeboat/adapters';
 import {
   fetchWal,
   listStreamedPieces,
@@ -19,7 +19,7 @@ import {
   takeBaseBackup,
 } from '@lifeboat/backup';
 import { walSegmentName } from '@lifeboat/domain';
-import { LIFEBOAT_BIN, type PrivateCluster, REPO_ROOT, startArchivingCluster } from '@lifeboat/testkit';
+import { LIFEBOAT_BIN, type PrivateCluster, REPO_ROOT, startStreamedTarget } from '@lifeboat/testkit';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { restorePostgresToPoint } from '../src/index.js';
 
@@ -51,44 +51,12 @@ async function currentSegment(): Promise<string> {
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lifeboat-ship-pg-'));
-  await mkdir(join(dir, 'store'));
-  const keys = await generateAgeKeyPair();
-  await writeFile(join(dir, 'identity.txt'), keys.file, { mode: 0o600 });
-  configFile = join(dir, 'lifeboat.yaml');
-  const document = {
-    store: { type: 'fs', path: 'store' },
-    encryption: { recipients: [keys.recipient], identityFile: 'identity.txt' },
-    targets: {
-      trading: {
-        root: 'target',
-        database: { engine: 'postgres', urlEnv: 'TRADING_DB_URL' },
-        ship: { intervalMs: 200, postgres: { spoolDir: 'spool' } },
-      },
-    },
-  };
-  await writeFile(configFile, JSON.stringify(document, null, 2));
-  await mkdir(join(dir, 'target'));
-  // No silent skip: without PostgreSQL's server binaries this fails, saying what is missing.
-  cluster = await startArchivingCluster({
+  ({ cluster, configFile, runtime, appUrl, env } = await startStreamedTarget({
     dir,
-    archiveCommand: `${process.execPath} ${LIFEBOAT_BIN} wal push %p --config ${configFile} --target trading`,
-    walSegmentMiB: 1,
-    archiveTimeoutSeconds: 0,
-  });
-  await cluster.sql(cluster.adminUrl, "CREATE ROLE trader LOGIN REPLICATION PASSWORD 'ship-test-pw'");
-  await cluster.sql(cluster.adminUrl, 'CREATE DATABASE trading OWNER trader');
-  appUrl = `postgres://trader:ship-test-pw@127.0.0.1:${cluster.port}/trading`;
-  await cluster.sql(appUrl, 'CREATE TABLE orders (id int PRIMARY KEY, note text)');
-  env = { ...process.env, TRADING_DB_URL: appUrl };
-  runtime = createRuntime(parseConfig(document, configFile, dir), env);
-  // The archive's first file comes from archive_command (the cluster's owner makes the store's
-  // directories its own), then a base backup to restore from.
-  const [first] = await cluster.sql(cluster.adminUrl, 'SELECT pg_walfile_name(pg_switch_wal()) AS name');
-  const deadline = Date.now() + 60_000;
-  while (!(await readWalRecord(runtime, 'trading', first?.name as string))) {
-    if (Date.now() > deadline) throw new Error(`${first?.name} was not archived in 60 s`);
-    await sleep(100);
-  }
+    spoolDir: 'spool',
+    password: 'ship-test-pw',
+  }));
+  // A base backup to restore from.
   await takeBaseBackup(runtime, 'trading', { env });
 });
 

@@ -1,6 +1,7 @@
 // Lifeboat's adapters: the outside world behind the domain's ports.
 export * from './alerts/webhook.js';
 export * from './archive/index.js';
+export { writeFileAtomic } from './atomic-file.js';
 export * from './audit/index.js';
 export * from './books/index.js';
 export * from './catalog/index.js';

@@ -2,18 +2,22 @@
 // faults), or with continuous archiving on (WAL archiving and point-in-time restores). It runs
 // as user postgres (initdb + pg_ctl) on a free port of 127.0.0.1; the shared server on :5432
 // is never reconfigured or restarted.
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   chownToClusterOwner,
+  createRuntime,
   findPgBinaries,
+  generateAgeKeyPair,
   initCluster,
   type PgBinaries,
+  parseConfig,
   pgCtl,
+  type Runtime,
   stopCluster,
 } from '@lifeboat/adapters';
 import pg from 'pg';
-import { freePort } from './cli.js';
+import { freePort, LIFEBOAT_BIN } from './cli.js';
 
 export interface PrivateCluster {
   bin: PgBinaries;
@@ -107,3 +111,69 @@ export async function startPrivateCluster(options: {
 export const startArchivingCluster = (
   options: Parameters<typeof startPrivateCluster>[0] & { archiveCommand: string },
 ) => startPrivateCluster(options);
+
+/** A PostgreSQL target `trading` of a test's own, its WAL archived and streamed (startStreamedTarget). */
+export interface StreamedTarget {
+  cluster: PrivateCluster;
+  configFile: string;
+  runtime: Runtime;
+  /** The target's URL: user trader (REPLICATION), database trading with a table orders (id, note). */
+  appUrl: string;
+  /** This process's environment with TRADING_DB_URL. */
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Target `trading` in `dir`: an age-encrypted filesystem store (`dir/store`), a spool for
+ * `lifeboat ship` (`spoolDir`, relative to `dir` or absolute), and a private cluster with
+ * 1 MiB segments whose archive_command is the real `lifeboat wal push` and whose
+ * archive_timeout is off, so the segment being written reaches the archive only when full and
+ * only the stream holds the newest commits. Returns once the first segment is archived (by
+ * archive_command, as the cluster's owner, so the store's directories are that user's).
+ */
+export async function startStreamedTarget(options: {
+  dir: string;
+  spoolDir: string;
+  password: string;
+}): Promise<StreamedTarget> {
+  const { dir } = options;
+  await mkdir(join(dir, 'store'), { recursive: true });
+  await mkdir(join(dir, 'target'), { recursive: true });
+  const keys = await generateAgeKeyPair();
+  await writeFile(join(dir, 'identity.txt'), keys.file, { mode: 0o600 });
+  const configFile = join(dir, 'lifeboat.yaml');
+  const document = {
+    store: { type: 'fs', path: 'store' },
+    encryption: { recipients: [keys.recipient], identityFile: 'identity.txt' },
+    targets: {
+      trading: {
+        root: 'target',
+        database: { engine: 'postgres', urlEnv: 'TRADING_DB_URL' },
+        ship: { intervalMs: 200, postgres: { spoolDir: options.spoolDir } },
+      },
+    },
+  };
+  await writeFile(configFile, JSON.stringify(document, null, 2));
+  // No silent skip: without PostgreSQL's server binaries this fails, saying what is missing.
+  const cluster = await startArchivingCluster({
+    dir,
+    archiveCommand: `${process.execPath} ${LIFEBOAT_BIN} wal push %p --config ${configFile} --target trading`,
+    walSegmentMiB: 1,
+    archiveTimeoutSeconds: 0,
+  });
+  const password = options.password.replaceAll("'", "''");
+  await cluster.sql(cluster.adminUrl, `CREATE ROLE trader LOGIN REPLICATION PASSWORD '${password}'`);
+  await cluster.sql(cluster.adminUrl, 'CREATE DATABASE trading OWNER trader');
+  const appUrl = `postgres://trader:${encodeURIComponent(options.password)}@127.0.0.1:${cluster.port}/trading`;
+  await cluster.sql(appUrl, 'CREATE TABLE orders (id int PRIMARY KEY, note text)');
+  const env = { ...process.env, TRADING_DB_URL: appUrl };
+  const [first] = await cluster.sql(cluster.adminUrl, 'SELECT pg_walfile_name(pg_switch_wal()) AS name');
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const [archiver] = await cluster.sql(cluster.adminUrl, 'SELECT last_archived_wal FROM pg_stat_archiver');
+    if (archiver?.last_archived_wal && String(archiver.last_archived_wal) >= String(first?.name)) break;
+    if (Date.now() > deadline) throw new Error(`${first?.name} was not archived in 60 s (see ${dir}/pg.log)`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { cluster, configFile, runtime: createRuntime(parseConfig(document, configFile, dir), env), appUrl, env };
+}

@@ -219,7 +219,36 @@ export class PostgresShipper {
     );
   }
 
+  /**
+   * A receiver pads a new segment file to its full size before it writes WAL into it; one that
+   * ran out of room while padding leaves a `.partial` of neither 0 bytes nor the segment's size,
+   * which every receiver after it refuses ("should be 0 or …"), so the stream would stay stopped
+   * after the disk had room again. Such a file holds only the padding's zeros: it is removed, and
+   * the next receiver begins that segment again. One holding anything else is left, and said.
+   */
+  async #dropHalfPadded(): Promise<void> {
+    for (const f of await readdir(this.#spool).catch(() => [] as string[])) {
+      if (!f.endsWith('.partial') || parseWalFileName(f.slice(0, -'.partial'.length))?.kind !== 'segment') continue;
+      const path = join(this.#spool, f);
+      const bytes = await readFile(path).catch(() => null);
+      if (!bytes || bytes.length === 0 || bytes.length === this.#segmentSize) continue;
+      if (bytes.some((b) => b !== 0)) {
+        this.o.log.warn(
+          { target: this.o.target.name, file: path, bytes: bytes.length },
+          'ship postgres: a segment file of the wrong size holds WAL; the receiver will refuse it',
+        );
+        continue;
+      }
+      await rm(path, { force: true });
+      this.o.log.info(
+        { target: this.o.target.name, file: path, bytes: bytes.length },
+        'ship postgres: removed a segment file the receiver could not finish padding (disk full?)',
+      );
+    }
+  }
+
   async #spawn(): Promise<void> {
+    await this.#dropHalfPadded();
     await this.#prime();
     const slot = this.o.target.config.ship.postgres.slot;
     const r = startReceiver(this.#url, {
@@ -235,7 +264,16 @@ export class PostgresShipper {
       if (this.#receiver === r) this.#receiver = null;
       if (this.#stopped) return;
       this.#lastError = r.stderr().trim().split('\n').slice(-2).join(' | ') || `exit code ${code}`;
-      this.o.log.error({ target: this.o.target.name, code, stderr: this.#lastError }, 'ship postgres: receiver ended');
+      const full = /No space left on device/.test(this.#lastError);
+      this.o.log.error(
+        {
+          target: this.o.target.name,
+          code,
+          stderr: this.#lastError,
+          ...(full ? { hint: `the disk of the spool ${this.#spool} is full: the stream waits until it has room` } : {}),
+        },
+        'ship postgres: receiver ended',
+      );
       // WAL recycled before the receiver had it (no slot, a long outage): started again from
       // an empty spool it begins at the server's current segment. What it missed is in the archive.
       if (/has already been removed/.test(this.#lastError)) {

@@ -1,8 +1,7 @@
 // The kill switch of a Sofia-compatible target: its HTTP API first, its state file when the
 // API does not answer, because a halt matters most exactly when the target is down.
-import { randomBytes } from 'node:crypto';
-import { type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { KillSwitchClient, KillSwitchReading } from '@lifeboat/domain';
 // Subpaths, not the whole domain: `kill-switch activate` loads this before anything else.
 import { LifeboatError } from '@lifeboat/domain/errors';
@@ -12,6 +11,7 @@ import {
   KillSwitchFile,
   type KillSwitchState,
 } from '@lifeboat/domain/kill-switch';
+import { writeFileAtomic } from '../atomic-file.js';
 import type { ResolvedTarget } from '../config/load.js';
 
 export interface HttpFileKillSwitchOptions {
@@ -176,46 +176,6 @@ export function createKillSwitch(target: ResolvedTarget): HttpFileKillSwitch {
 function fromApi(body: unknown): KillSwitchReading {
   const file = KillSwitchFile.safeParse(body);
   return { state: effectiveKillSwitchState(body), file: file.success ? file.data : null, via: 'api' };
-}
-
-/**
- * Replaces file so that a reader (the target starting up) sees the old or the new content,
- * never half of it: a temp file beside it, fsynced, renamed over, and the directory fsynced
- * so the rename survives a power cut.
- */
-async function writeFileAtomic(file: string, text: string): Promise<void> {
-  const dir = dirname(file);
-  // A server-loss restore writes the switch into a directory that does not exist yet.
-  await mkdir(dir, { recursive: true });
-  const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(tmp, 'wx', 0o644);
-    await handle.writeFile(text, 'utf8');
-    await handle.sync();
-    await handle.close();
-    handle = undefined;
-    await rename(tmp, file);
-  } catch (err) {
-    await handle?.close().catch(() => {});
-    await rm(tmp, { force: true }).catch(() => {});
-    throw err;
-  }
-  await fsyncDir(dir);
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch (err) {
-    // Some platforms and filesystems cannot fsync a directory; the rename has happened regardless.
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw err;
-  } finally {
-    await handle?.close().catch(() => {});
-  }
 }
 
 function describeFetchError(err: unknown, timeoutMs: number): string {

@@ -8,8 +8,9 @@
 import { randomBytes } from 'node:crypto';
 import { type FileHandle, link, mkdir, open, readFile, rename, rm, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Lease, LifeboatError, type LockProvider } from '@lifeboat/domain';
+import { fsyncDir, writeFileAtomic } from '../atomic-file.js';
 import { heldError, validTtl } from './redis.js';
 
 export interface FileLockProviderOptions {
@@ -374,54 +375,6 @@ function validName(name: string): string {
     );
   }
   return name;
-}
-
-/**
- * Replaces file so that readers see the old or the new content, never half of it: a temp file
- * beside it, renamed over it (fsynced before and after when durable). beforeRename may still
- * call it off; returns whether the file was replaced.
- */
-async function writeFileAtomic(
-  file: string,
-  text: string,
-  options: { durable?: boolean; beforeRename?: () => Promise<boolean> } = {},
-): Promise<boolean> {
-  const durable = options.durable ?? true;
-  const dir = dirname(file);
-  const tmp = join(dir, `.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(tmp, 'wx', 0o644);
-    await handle.writeFile(text, 'utf8');
-    if (durable) await handle.sync();
-    await handle.close();
-    handle = undefined;
-    if (options.beforeRename && !(await options.beforeRename())) {
-      await rm(tmp, { force: true });
-      return false;
-    }
-    await rename(tmp, file);
-  } catch (err) {
-    await handle?.close().catch(() => {});
-    await rm(tmp, { force: true }).catch(() => {});
-    throw err;
-  }
-  if (durable) await fsyncDir(dir);
-  return true;
-}
-
-async function fsyncDir(dir: string): Promise<void> {
-  let handle: FileHandle | undefined;
-  try {
-    handle = await open(dir, 'r');
-    await handle.sync();
-  } catch (err) {
-    // Some platforms and filesystems cannot fsync a directory; the rename has happened regardless.
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL' && code !== 'EBADF') throw err;
-  } finally {
-    await handle?.close().catch(() => {});
-  }
 }
 
 function fsError(step: string, err: unknown): LifeboatError {
