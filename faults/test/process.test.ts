@@ -453,11 +453,6 @@ function stagings(): string[] {
   return readdirSync(dirname(root)).filter((n) => n.startsWith(`.${basename(root)}.lifeboat-restore-`));
 }
 
-/**
- * What production is now: `untouched` (every file as before; the kill switch as before, or ON),
- * `restored` (the backup's database in place and the damaged one moved aside beside it, the
- * rest as before but for what the restarted trading system writes), or what is wrong.
- */
 /** A temporary file of an atomic write (adapters' writeFileAtomic) that a killed process left. */
 const LEFT_TEMP = /(^|\/)\.[^/]+\.[A-Za-z0-9_-]+\.\d+\.[0-9a-f]{8}\.tmp$/;
 
@@ -470,6 +465,11 @@ async function production(): Promise<{ state: string; killSwitch: string; note?:
   return { ...judged, temps: Object.keys(checksums(restores.root)).filter((k) => LEFT_TEMP.test(k)) };
 }
 
+/**
+ * What production is now: `untouched` (every file as before; the kill switch as before, or ON),
+ * `restored` (the backup's database in place and the damaged one moved aside beside it, the
+ * rest as before but for what the restarted trading system writes), or what is wrong.
+ */
 async function judgeProduction(): Promise<{ state: string; killSwitch: string; note?: string }> {
   const { root, before, backupDb, backupOrders } = restores;
   const now = checksums(root, (rel) => LEFT_TEMP.test(rel));
