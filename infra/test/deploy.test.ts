@@ -277,8 +277,7 @@ describe('the images, outside a container', () => {
         expect(modules, `${spec.app}: ${absent}`).not.toContain(absent);
       if (spec.app !== 'console' && spec.app !== 'cli') expect(modules, spec.app).not.toContain('@bull-board');
 
-      const port = String(await freePort());
-      const env: NodeJS.ProcessEnv = {
+      const envOn = (port: string): NodeJS.ProcessEnv => ({
         PATH: process.env.PATH,
         HOME: process.env.HOME,
         ...spec.env,
@@ -295,7 +294,8 @@ describe('the images, outside a container', () => {
         API_HOST: '127.0.0.1',
         TARGET_DIR: join(demo.config, '..', 'target'),
         EXCHANGE_URL: `http://127.0.0.1:${demo.exchangePort}`,
-      };
+      });
+      let env = envOn(String(await freePort()));
       if (spec.app === 'cli') {
         const help = await run(spec.cmd[0] as string, spec.cmd.slice(1), { cwd: dest, env });
         expect(help.stdout).toContain('Usage: lifeboat');
@@ -322,26 +322,42 @@ describe('the images, outside a container', () => {
         });
         children.push(venue);
       }
-      const child = spawn(spec.cmd[0] as string, spec.cmd.slice(1), {
-        cwd: dest,
-        env,
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      children.push(child);
-      let stderr = '';
-      child.stderr?.on('data', (d) => {
-        stderr += d;
-      });
-      const url = `http://127.0.0.1:${port}/health`;
+      // Started, then /health asked for up to 30 s. A port freePort found free may be taken
+      // (by any process's outgoing connection) before the app binds it: then another port.
+      const startApp = () => {
+        const child = spawn(spec.cmd[0] as string, spec.cmd.slice(1), {
+          cwd: dest,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        children.push(child);
+        let output = '';
+        child.stdout?.on('data', (d) => {
+          output += d;
+        });
+        child.stderr?.on('data', (d) => {
+          output += d;
+        });
+        return { child, output: () => output };
+      };
+      let started = startApp();
       let status = 0;
-      for (let i = 0; i < 150 && status !== 200 && child.exitCode === null; i++) {
-        status = await fetch(url).then(
-          (r) => r.status,
-          () => 0,
-        );
-        if (status !== 200) await new Promise((r) => setTimeout(r, 200));
+      for (let attempt = 1; ; attempt++) {
+        const url = `http://127.0.0.1:${env.API_PORT}/health`;
+        for (let i = 0; i < 150 && status !== 200 && started.child.exitCode === null; i++) {
+          status = await fetch(url).then(
+            (r) => r.status,
+            () => 0,
+          );
+          if (status !== 200) await new Promise((r) => setTimeout(r, 200));
+        }
+        if (status === 200 || attempt === 3 || !/EADDRINUSE/.test(started.output())) break;
+        env = envOn(String(await freePort()));
+        started = startApp();
       }
-      expect(status, `${spec.app} (${spec.cmd.join(' ')}): ${stderr.slice(-2000)}`).toBe(200);
+      const { child } = started;
+      const how = child.exitCode === null ? 'still running after 30 s' : `exited with code ${child.exitCode}`;
+      expect(status, `${spec.app} (${spec.cmd.join(' ')}), ${how}: ${started.output().slice(-3000)}`).toBe(200);
       child.kill('SIGTERM');
       const code = await new Promise((r) => (child.exitCode === null ? child.once('exit', r) : r(child.exitCode)));
       expect([0, null], `${spec.app} stops on SIGTERM`).toContain(code);
