@@ -34,6 +34,8 @@ export interface FileLockRecord {
  * create and the write) unless it is older than this: then its creator died in that gap.
  */
 const UNREADABLE_GRACE_MS = 10_000;
+/** How long an acquirer waits for a lock file just created to get its record, to name its holder. */
+const RECORD_WAIT_MS = 2_000;
 /**
  * A renewal that would land this close to the expiry it extends is given up: a taker may be
  * moving the expired file aside at that very moment.
@@ -72,7 +74,13 @@ export class FileLockProvider implements LockProvider {
         handle = await open(path, 'wx', 0o644);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw fsError(`create ${path}`, err);
-        const existing = await readLock(path);
+        let existing = await readLock(path);
+        // Its creator writes the record a moment after creating the file (the counter first):
+        // given that moment, a refusal names the holder rather than "an unknown holder".
+        for (let waited = 0; existing && !existing.record && waited < RECORD_WAIT_MS; waited += 25) {
+          await new Promise((r) => setTimeout(r, 25));
+          existing = await readLock(path);
+        }
         if (!existing) continue;
         const stale = this.#staleness(existing);
         if (!stale) throw heldError(name, existing.record);

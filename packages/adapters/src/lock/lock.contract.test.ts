@@ -363,6 +363,20 @@ describe('file lock only', () => {
     expect(lease.holder).toBe('next');
   });
 
+  it('names the holder of a lock file its creator is still writing, once written', async () => {
+    const provider = new FileLockProvider({ dir });
+    const name = uniqueName('restore');
+    const path = provider.lockPath(name);
+    await writeFile(path, '');
+    // A live holder (this process) whose record lands 300 ms after the file.
+    setTimeout(() => void writeFile(path, JSON.stringify(stale({ holder: 'first restore', token: 7 }))), 300);
+
+    const err = await refusal(provider.acquire(name, 'second restore', 5000));
+
+    expect(err.message).toContain('held by first restore');
+    expect(err.message).toContain('(token 7)');
+  });
+
   it('keeps its counter in <name>.fence and leaves no temp or stale files behind', async () => {
     const sub = await mkdtemp(join(dir, 'fence-'));
     const provider = new FileLockProvider({ dir: sub });
